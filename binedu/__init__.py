@@ -1,0 +1,36 @@
+"""binedu: binary normalized neural networks, from scratch (Cabral et al., 2025).
+
+Every parameter is a single bit (Eq. 1), trained through float latent weights with the
+straight-through estimator (Alg. 1) and a parameter-free normalization after each layer.
+"""
+
+from .attention import BinaryMultiheadAttention
+from .config import ImageConfig, LanguageConfig
+from .conv import BinaryConv2d
+from .embedding import BinaryEmbedding
+from .image_model import ImageClassifier
+from .language_model import LanguageModel
+from .linear import BinaryLinear
+from .model import count_parameters
+from .normalize import Normalize, normalize
+from .quantize import quantize, quantize_ste
+from .transformer import BinaryTransformerBlock
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "quantize",
+    "quantize_ste",
+    "normalize",
+    "Normalize",
+    "BinaryLinear",
+    "BinaryConv2d",
+    "BinaryEmbedding",
+    "BinaryMultiheadAttention",
+    "BinaryTransformerBlock",
+    "ImageClassifier",
+    "LanguageModel",
+    "ImageConfig",
+    "LanguageConfig",
+    "count_parameters",
+]

@@ -1,0 +1,134 @@
+"""Model configurations: the paper's (Alg. 7, Table 3) and small ones for CPUs.
+
+A configuration is a frozen dataclass that round-trips through plain JSON
+(``to_dict``/``from_dict``), so checkpoints can store it without pickling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+__all__ = ["ImageConfig", "LanguageConfig", "IMAGE_CONFIGS", "LANGUAGE_CONFIGS"]
+
+C = TypeVar("C", bound="_Config")
+
+
+def _tuples(value: Any) -> Any:
+    """JSON lists back to (nested) tuples."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+@dataclass(frozen=True)
+class _Config:
+    kind: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict[str, Any]) -> C:
+        data = dict(data)
+        kind = data.pop("kind", cls.kind)
+        if kind != cls.kind:
+            raise ValueError(f"configuration is for a {kind!r} model, not {cls.kind!r}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields: {unknown}")
+        return cls(**{k: _tuples(v) for k, v in data.items()})
+
+    def replace(self: C, **changes: Any) -> C:
+        return self.from_dict({**self.to_dict(), **changes})
+
+
+@dataclass(frozen=True)
+class ImageConfig(_Config):
+    """BCVNN (Alg. 7). ``widths`` lists the convolutions of each block; a 2x2 max-pool
+    follows every block but the last, which ends in global average pooling; then the
+    dense head ``dense_units`` and a ``num_classes`` output layer."""
+
+    kind: ClassVar[str] = "image"
+    in_channels: int = 3
+    num_classes: int = 101
+    image_size: int = 256
+    filter_size: int = 3
+    widths: tuple[tuple[int, ...], ...] = ((32, 32), (64, 64), (64, 64), (128, 128), (256, 256))
+    dense_units: tuple[int, ...] = (256, 256)
+    binary: bool = True
+    normalize: bool = True
+    norm_mode: str = "channels"
+    dropout: tuple[float, ...] = (0.4, 0.3)
+
+    def __post_init__(self) -> None:
+        _positive(self, "in_channels", "num_classes", "image_size", "filter_size")
+        if not self.widths or not all(self.widths):
+            raise ValueError("widths must list at least one block of at least one convolution")
+        if self.image_size < 2 ** (len(self.widths) - 1):
+            raise ValueError(
+                f"image_size={self.image_size} is too small for {len(self.widths) - 1} max-pools"
+            )
+
+
+@dataclass(frozen=True)
+class LanguageConfig(_Config):
+    """BLM (Alg. 8): BEMBL, ``num_blocks`` BTFBs and an MLP head, next-token logits at
+    every position."""
+
+    kind: ClassVar[str] = "language"
+    vocab_size: int = 30522
+    max_len: int = 256
+    embed_dim: int = 768
+    num_heads: int = 16
+    num_blocks: int = 12
+    mlp_units: tuple[int, ...] = (4096, 2048)
+    ff_dim: int | None = None
+    binary: bool = True
+    normalize: bool = True
+    leaky_mask: bool = False
+
+    def __post_init__(self) -> None:
+        _positive(self, "vocab_size", "max_len", "embed_dim", "num_heads", "num_blocks")
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}")
+
+
+def _positive(cfg: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{type(cfg).__name__}.{name} must be a positive integer, got {value!r}")
+
+
+IMAGE_CONFIGS: dict[str, ImageConfig] = {
+    # Alg. 7 exactly as written: 1,403,653 parameters for 3x3 (the paper states 5,132,165).
+    "paper-3x3": ImageConfig(filter_size=3),
+    "paper-5x5": ImageConfig(filter_size=5),
+    # 8x8 grey digits (scikit-learn's offline data set), trains in seconds on a CPU.
+    "tiny": ImageConfig(
+        in_channels=1,
+        num_classes=10,
+        image_size=8,
+        widths=((16, 16), (32, 32), (64,)),
+        dense_units=(64,),
+        dropout=(0.2,),
+    ),
+}
+
+LANGUAGE_CONFIGS: dict[str, LanguageConfig] = {
+    "paper-small": LanguageConfig(),  # Table 3: 154.4 M parameters
+    "paper-large": LanguageConfig(embed_dim=1024, num_blocks=16, mlp_units=(8192, 4096)),  # 332.8 M
+    "tiny": LanguageConfig(
+        vocab_size=256, max_len=64, embed_dim=64, num_heads=4, num_blocks=2, mlp_units=(128,)
+    ),
+}
+
+
+def lookup(table: dict[str, C], name: str, what: str) -> C:
+    """The named configuration, or a ValueError that lists the known names."""
+    if name not in table:
+        raise ValueError(f"unknown {what} config {name!r}; known configs: {sorted(table)}")
+    return table[name]
+
+

@@ -1,0 +1,76 @@
+"""The parameter-free normalization of the paper (Section 3, ``Normalize``).
+
+Each example is brought to zero mean and unit standard deviation over its features,
+with no learnable scale or shift: this is what lets 0/1 weights train (Section 1).
+The float32 "standard" models use the same normalization with a learnable scale and
+shift (``affine=True``), as the paper's float baselines do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["normalize", "Normalize", "make_norm", "EPS"]
+
+EPS = 1e-5
+
+
+def normalize(z: torch.Tensor, dim: int | Sequence[int] = -1, eps: float = EPS) -> torch.Tensor:
+    """``Normalize(z)``: subtract the mean and divide by the standard deviation over ``dim``.
+
+    ``dim`` holds the feature axes of one example: the last axis for dense and sequence
+    tensors (each token on its own, which keeps a causal model causal), the channel axis
+    (or channels, height and width) for convolution outputs. The population variance is
+    used and ``eps`` keeps the result finite (zero) for a constant input.
+    """
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    mean = z.mean(dim=dims, keepdim=True)
+    var = (z - mean).pow(2).mean(dim=dims, keepdim=True)
+    return (z - mean) * torch.rsqrt(var + eps)
+
+
+class Normalize(nn.Module):
+    """Module form of :func:`normalize`.
+
+    ``mode`` chooses the feature axes: ``"last"`` (dense and sequence tensors),
+    ``"channels"`` (a ``(N, C, H, W)`` tensor normalized over ``C`` at each position) or
+    ``"chw"`` (over ``C, H, W`` together). With ``affine=True`` a learnable per-feature
+    scale and shift follow (the float32 baselines); the binary models use ``affine=False``.
+    """
+
+    _DIMS = {"last": (-1,), "channels": (1,), "chw": (1, 2, 3)}
+
+    def __init__(self, num_features: int, mode: str = "last", affine: bool = False) -> None:
+        super().__init__()
+        if mode not in self._DIMS:
+            raise ValueError(f"unknown normalization mode {mode!r}; use one of {sorted(self._DIMS)}")
+        self.num_features = num_features
+        self.mode = mode
+        self.affine = affine
+        if affine:
+            self.scale = nn.Parameter(torch.ones(num_features))
+            self.shift = nn.Parameter(torch.zeros(num_features))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        z = normalize(z, self._DIMS[self.mode])
+        if self.affine:
+            shape = (-1, 1, 1) if self.mode in ("channels", "chw") else (-1,)
+            z = z * self.scale.view(shape) + self.shift.view(shape)
+        return z
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, mode={self.mode!r}, affine={self.affine}"
+
+
+def make_norm(
+    num_features: int, *, binary: bool, normalize: bool, affine: bool | None, mode: str = "last"
+) -> nn.Module:
+    """The normalization a layer uses: parameter-free for binary layers, learnable
+    (``affine``) for the float32 baselines by default, none at all when ``normalize`` is
+    off (the ablation)."""
+    if not normalize:
+        return nn.Identity()
+    return Normalize(num_features, mode, (not binary) if affine is None else affine)
