@@ -1,0 +1,54 @@
+"""Data for binedu: offline defaults (scikit-learn's digits, Python's documentation text),
+loaders for the paper's Food-101 and WikiText-103, tokenizers, batching, and an opt-in
+download helper."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .download import download
+from .errors import DataError
+from .images import ImageData, image_data, load_image
+from .text import TextData, text_data
+from .tokenizers import CharTokenizer, Tokenizer, WordPieceTokenizer, load_tokenizer
+
+__all__ = [
+    "DataError",
+    "ImageData",
+    "TextData",
+    "image_data",
+    "text_data",
+    "load_image",
+    "Tokenizer",
+    "CharTokenizer",
+    "WordPieceTokenizer",
+    "load_tokenizer",
+    "loader",
+    "download",
+]
+
+
+def loader(
+    dataset: Dataset,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    *,
+    num_workers: int = 0,
+    drop_last: bool = False,
+) -> DataLoader:
+    """A DataLoader whose shuffling depends only on ``seed``: the same seed gives the
+    same batches on every run."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        num_workers=num_workers,
+        drop_last=drop_last,
+    )

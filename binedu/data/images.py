@@ -1,0 +1,304 @@
+"""Image data for the BCVNN (Alg. 7): scikit-learn's digits offline, Food-101 and any
+folder of class-named image folders.
+
+Every image becomes a float32 ``(C, H, W)`` tensor: read with Pillow, converted to RGB
+(or grey ``L`` for digits), resized to ``image_size x image_size`` (bilinear, the aspect
+ratio is not kept, as the paper feeds 256x256x3), scaled to [0, 1], then standardized per
+channel, ``(x - mean[c]) / std[c]``, with the mean and standard deviation of the
+training split (exact for digits, estimated from a seeded sample of up to 256 training
+images for image files). They are stored in ``ImageData.mean``/``ImageData.std`` so that a
+new image can be prepared the same way. Image files are read lazily, one per item:
+Food-101 (5 GB) is never held in memory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from einops import rearrange
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from .errors import DataError, require_dir, require_file
+from .split import balanced_subset, check_fraction, check_limit, stratified_split
+
+__all__ = ["ImageData", "TensorImageDataset", "ImageFileDataset", "image_data", "load_image", "IMAGE_EXTENSIONS"]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+STATS_SAMPLE = 256  # training images read to estimate the per-channel mean and std
+FOOD101_HINT = (
+    "Expected the official Food-101 layout: food-101/images/<class>/<id>.jpg and "
+    "food-101/meta/classes.txt, train.txt, test.txt. Get it with "
+    "binedu.data.download('food101', DIR) or from https://data.vision.ee.ethz.ch/cvl/datasets_extra/food-101/."
+)
+FOLDER_HINT = "Expected root/<class_name>/*.jpg|*.jpeg|*.png, one folder per class."
+
+
+@dataclass
+class ImageData:
+    """Train and validation sets of one image data set, and what a model needs to know
+    about it. ``mean``/``std`` are the per-channel statistics the images were
+    standardized with."""
+
+    train: Dataset
+    val: Dataset
+    num_classes: int
+    in_channels: int
+    image_size: int
+    class_names: list[str]
+    name: str
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+
+
+class TensorImageDataset(Dataset):
+    """Images already in memory: ``images`` ``(N, C, H, W)`` float32, ``labels`` ``(N,)``."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[i], self.labels[i]
+
+
+def load_image(path: str | Path, image_size: int, mode: str = "RGB") -> torch.Tensor:
+    """One image file as a float32 ``(C, H, W)`` tensor in [0, 1], resized to
+    ``image_size x image_size``; ``mode`` is ``"RGB"`` (3 channels) or ``"L"`` (1)."""
+    try:
+        with Image.open(path) as img:
+            img.draft(mode, (image_size, image_size))  # JPEG: decode at a reduced scale, much faster
+            img = img.convert(mode).resize((image_size, image_size), Image.BILINEAR)
+            pixels = np.asarray(img, dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError) as err:
+        raise DataError(f"cannot read image {path}: {err}") from err
+    if pixels.ndim == 2:
+        return torch.from_numpy(pixels)[None]
+    return torch.from_numpy(rearrange(pixels, "h w c -> c h w").copy())
+
+
+class ImageFileDataset(Dataset):
+    """Images read from disk on each access, resized and standardized."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        labels: Sequence[int],
+        image_size: int,
+        mode: str = "RGB",
+        mean: Sequence[float] = (0.0,),
+        std: Sequence[float] = (1.0,),
+    ) -> None:
+        if len(paths) != len(labels):
+            raise ValueError(f"{len(paths)} image paths but {len(labels)} labels")
+        self.paths, self.labels = list(paths), [int(c) for c in labels]
+        self.image_size, self.mode = image_size, mode
+        self.set_stats(mean, std)
+
+    def set_stats(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        """Standardize with these per-channel statistics from now on."""
+        self.mean = torch.tensor(mean, dtype=torch.float32).reshape(-1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).reshape(-1, 1, 1)
+
+    def raw(self, i: int) -> torch.Tensor:
+        """Image ``i`` in [0, 1], before standardization."""
+        return load_image(self.paths[i], self.image_size, self.mode)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return (self.raw(i) - self.mean) / self.std, torch.tensor(self.labels[i], dtype=torch.int64)
+
+
+def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of ``(N, C, H, W)`` images (a std of 0 becomes 1)."""
+    flat = rearrange(images, "n c h w -> c (n h w)").double()
+    mean, std = flat.mean(dim=1), flat.std(dim=1)
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def _check_size(image_size: int | None, default: int) -> int:
+    size = default if image_size is None else image_size
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
+    return size
+
+
+def _digits(image_size: int, val_fraction: float, seed: int, limit: int | None) -> ImageData:
+    """scikit-learn's 1,797 handwritten digits, 8x8 grey, values 0..16."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = rearrange(torch.tensor(digits.images, dtype=torch.float32) / 16.0, "n h w -> n 1 h w")
+    if image_size != images.shape[-1]:
+        images = torch.nn.functional.interpolate(
+            images, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True
+        ).clamp(0.0, 1.0)
+    labels = torch.tensor(digits.target, dtype=torch.int64)
+    train, val = stratified_split(labels.numpy(), val_fraction, seed)
+    train = balanced_subset(train, labels.numpy(), limit, seed)
+    val = balanced_subset(val, labels.numpy(), limit, seed + 1)
+    mean, std = _channel_stats(images[train])
+    images = (images - torch.tensor(mean).reshape(-1, 1, 1).float()) / torch.tensor(std).reshape(-1, 1, 1).float()
+    return ImageData(
+        train=TensorImageDataset(images[train], labels[train]),
+        val=TensorImageDataset(images[val], labels[val]),
+        num_classes=10,
+        in_channels=1,
+        image_size=image_size,
+        class_names=[str(d) for d in range(10)],
+        name="digits",
+        mean=mean,
+        std=std,
+    )
+
+
+def _files(
+    name: str,
+    class_names: list[str],
+    train: tuple[list[Path], list[int]],
+    val: tuple[list[Path], list[int]],
+    image_size: int,
+    seed: int,
+    limit: int | None,
+) -> ImageData:
+    """ImageData over image files, standardized with statistics of a training sample."""
+    splits = []
+    for k, (paths, labels) in enumerate((train, val)):
+        keep = balanced_subset(np.arange(len(paths)), labels, limit, seed + k)
+        splits.append(ImageFileDataset([paths[i] for i in keep], [labels[i] for i in keep], image_size))
+    train_set, val_set = splits
+    sample = np.random.default_rng(seed).permutation(len(train_set))[:STATS_SAMPLE]
+    mean, std = _channel_stats(torch.stack([train_set.raw(int(i)) for i in sample]))
+    for dataset in splits:
+        dataset.set_stats(mean, std)
+    return ImageData(train_set, val_set, len(class_names), 3, image_size, class_names, name, mean, std)
+
+
+def _read_lines(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _food101_split(
+    list_file: Path, images: Path, index: dict[str, int], listing: dict[str, set[str]]
+) -> tuple[list[Path], list[int]]:
+    """Paths and labels of one of meta/train.txt, meta/test.txt (lines ``class/id``)."""
+    paths, labels, missing = [], [], []
+    for number, line in enumerate(_read_lines(list_file), start=1):
+        cls, sep, stem = line.partition("/")
+        if not sep or not stem or "/" in stem:
+            raise DataError(f"{list_file} line {number}: expected '<class>/<image id>', got {line!r}")
+        if cls not in index:
+            raise DataError(f"{list_file} line {number}: class {cls!r} is not in meta/classes.txt")
+        if f"{stem}.jpg" not in listing[cls]:
+            missing.append(images / cls / f"{stem}.jpg")
+        paths.append(images / cls / f"{stem}.jpg")
+        labels.append(index[cls])
+    if missing:
+        raise DataError(
+            f"{len(missing)} image(s) listed in {list_file} do not exist, e.g. {missing[0]}"
+            + (f" and {missing[1]}" if len(missing) > 1 else "")
+        )
+    if not paths:
+        raise DataError(f"{list_file} lists no images. {FOOD101_HINT}")
+    return paths, labels
+
+
+def _food101(root: str | Path | None, image_size: int, seed: int, limit: int | None) -> ImageData:
+    """Food-101: train from meta/train.txt (75,750 images), validation from meta/test.txt
+    (25,250), as in the paper; the class order is that of meta/classes.txt."""
+    root = require_dir(root, "image_data('food101')", FOOD101_HINT)
+    if not (root / "meta").is_dir() and (root / "food-101" / "meta").is_dir():
+        raise DataError(f"{root} holds a food-101/ folder: pass root={root / 'food-101'}")
+    meta, images = root / "meta", root / "images"
+    for file in ("classes.txt", "train.txt", "test.txt"):
+        require_file(meta / file, "Food-101", FOOD101_HINT)
+    require_dir(images, "Food-101 images", FOOD101_HINT)
+    classes = _read_lines(meta / "classes.txt")
+    if not classes:
+        raise DataError(f"{meta / 'classes.txt'} lists no classes")
+    if len(set(classes)) != len(classes):
+        raise DataError(f"{meta / 'classes.txt'} lists a class twice")
+    listing = {}
+    for cls in classes:
+        folder = images / cls
+        if not folder.is_dir():
+            raise DataError(f"class {cls!r} is listed in {meta / 'classes.txt'} but its folder {folder} is missing")
+        listing[cls] = {entry.name for entry in os.scandir(folder)}
+    index = {cls: i for i, cls in enumerate(classes)}
+    train = _food101_split(meta / "train.txt", images, index, listing)
+    val = _food101_split(meta / "test.txt", images, index, listing)
+    return _files("food101", classes, train, val, image_size, seed, limit)
+
+
+def _folder(root: str | Path | None, image_size: int, val_fraction: float, seed: int, limit: int | None) -> ImageData:
+    """Any folder of class folders; a seeded split, stratified by class."""
+    root = require_dir(root, "image_data('folder')", FOLDER_HINT)
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise DataError(f"no class folders in {root}. {FOLDER_HINT}")
+    paths: list[Path] = []
+    labels: list[int] = []
+    for label, cls in enumerate(classes):
+        files = sorted(p for p in (root / cls).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        if not files:
+            raise DataError(f"class folder {root / cls} holds no {'/'.join(IMAGE_EXTENSIONS)} images. {FOLDER_HINT}")
+        paths += files
+        labels += [label] * len(files)
+    train, val = stratified_split(labels, val_fraction, seed)
+    return _files(
+        "folder",
+        classes,
+        ([paths[i] for i in train], [labels[i] for i in train]),
+        ([paths[i] for i in val], [labels[i] for i in val]),
+        image_size,
+        seed,
+        limit,
+    )
+
+
+IMAGE_DATASETS = ("digits", "food101", "folder")
+
+
+def image_data(
+    name: str = "digits",
+    root: str | Path | None = None,
+    image_size: int | None = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    limit: int | None = None,
+) -> ImageData:
+    """Load an image classification data set.
+
+    - ``"digits"``: scikit-learn's 1,797 handwritten digits (8x8 grey, 10 classes),
+      installed with scikit-learn, no network; ``image_size`` defaults to 8, matching the
+      ``"tiny"`` ImageConfig.
+    - ``"food101"``: ``root`` is the extracted ``food-101/`` folder; train and validation
+      are the official meta/train.txt and meta/test.txt (``val_fraction`` is not used);
+      ``image_size`` defaults to the paper's 256.
+    - ``"folder"``: ``root/<class_name>/*.jpg|*.jpeg|*.png``; a seeded split of
+      ``val_fraction``, stratified by class; ``image_size`` defaults to 256.
+
+    ``limit`` keeps at most that many examples per split, spread over the classes.
+    A missing or malformed folder raises :class:`DataError` naming what is missing.
+    """
+    check_fraction(val_fraction)
+    check_limit(limit)
+    if name == "digits":
+        return _digits(_check_size(image_size, 8), val_fraction, seed, limit)
+    if name == "food101":
+        return _food101(root, _check_size(image_size, 256), seed, limit)
+    if name == "folder":
+        return _folder(root, _check_size(image_size, 256), val_fraction, seed, limit)
+    raise DataError(f"unknown image data set {name!r}; known: {list(IMAGE_DATASETS)}")
