@@ -7,6 +7,7 @@ straight-through estimator (Alg. 1) and a parameter-free normalization after eac
 from .attention import BinaryMultiheadAttention
 from .config import ImageConfig, LanguageConfig
 from .conv import BinaryConv2d
+from .data import CharTokenizer, WordPieceTokenizer, image_data, text_data
 from .embedding import BinaryEmbedding
 from .image_model import ImageClassifier
 from .language_model import LanguageModel
@@ -19,6 +20,10 @@ from .transformer import BinaryTransformerBlock
 __version__ = "0.1.0"
 
 __all__ = [
+    "image_data",
+    "text_data",
+    "CharTokenizer",
+    "WordPieceTokenizer",
     "quantize",
     "quantize_ste",
     "normalize",
