@@ -151,14 +151,14 @@ def _paragraphs_of(text: str) -> list[str]:
 
 def pydoc_paragraphs() -> list[str]:
     """The paragraphs of the documentation text that ships with CPython
-    (``pydoc_data.topics``, what ``help("if")`` shows): about 460,000 characters of
-    English, in topic order, each paragraph once."""
+    (``pydoc_data.topics``, what ``help("if")`` shows), in topic order, each paragraph
+    once: 2,078 paragraphs, 369,061 characters of English in Python 3.11.7."""
     try:
         from pydoc_data.topics import topics
-    except ImportError as err:  # some Linux distributions move it to a separate package
+    except ImportError as err:  # part of CPython's standard library, but a trimmed build may leave it out
         raise DataError(
-            "the offline text corpus needs Python's pydoc_data module, which this Python lacks "
-            "(on Debian/Ubuntu it ships in the python3 documentation package); use name='wikitext-2' instead"
+            "the offline text corpus needs Python's pydoc_data module (pydoc_data/topics.py in the standard "
+            "library), which this Python lacks; use name='wikitext-2' with a downloaded root instead"
         ) from err
     seen: dict[str, None] = {}
     for key in sorted(topics):
