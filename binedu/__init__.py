@@ -5,6 +5,7 @@ straight-through estimator (Alg. 1) and a parameter-free normalization after eac
 """
 
 from .attention import BinaryMultiheadAttention
+from .bits import pack_bits, unpack_bits
 from .config import ImageConfig, LanguageConfig
 from .conv import BinaryConv2d
 from .data import CharTokenizer, WordPieceTokenizer, image_data, text_data
@@ -38,4 +39,6 @@ __all__ = [
     "ImageConfig",
     "LanguageConfig",
     "count_parameters",
+    "pack_bits",
+    "unpack_bits",
 ]
