@@ -253,11 +253,12 @@ register(
 
 register(
     Exercise(
-        id="01.paper_large_mb",
-        title="The paper's large language model at 1 bit, in megabytes (1 MB = 10**6 bytes)",
-        reference=lambda: _paper_large_params() / 8 / 1e6,
-        hint="count its parameters with binedu (LanguageModel.from_config('paper-large') built under "
-        "torch.device('meta'), then .num_parameters()), divide by 8 bits per byte and by 10**6.",
+        id="01.training_gb",
+        title="Memory to *train* the paper's large language model with Adam in float32, in GB (10**9 bytes)",
+        reference=lambda: _paper_large_params() * 16 / 1e9,
+        hint="per parameter: the float32 latent value (4 bytes), its gradient (4) and Adam's two moments (8); "
+        "count the parameters with binedu (LanguageModel.from_config('paper-large') built under "
+        "torch.device('meta'), then .num_parameters(), or binedu.widgets.paper_model_parameters).",
         rtol=1e-3,
         atol=0,
     )
@@ -324,8 +325,8 @@ register(
         title="Eq. 1: the 0/1 quantizer",
         reference=quantize,
         cases=_tensors_02,
-        hint="bits = (p > p.mean()), returned as floats (.float()); use '>' not '>=': a value equal to "
-        "the mean gives 0, and the threshold is the tensor's own mean, not 0.",
+        hint="compare every entry with the mean of the whole tensor (not with 0), with a strict '>': a value "
+        "equal to the mean gives 0; return 0.0/1.0 floats of the same shape as p.",
         rtol=0,
         atol=0,
     )
@@ -338,8 +339,8 @@ register(
         reference=quantize_ste,
         cases=_ste_cases,
         observe=_ste_observe,
-        hint="W_q = W + (quantize(W) - W).detach(): the forward value is quantize(W), and since the detached "
-        "part has no gradient, dL/dW = dL/dW_q.",
+        hint="the forward value must be quantize(w), yet the gradient must reach w as if the output were w "
+        "itself: add to w a correction that has the value quantize(w) - w but no gradient (detach it).",
         atol=1e-6,
     )
 )

@@ -106,9 +106,11 @@ def test_value_exercise_hides_the_expected_answer(capsys):
 
 
 def test_value_exercise_accepts_tolerance_and_tensor_scalars():
-    expected = get_exercise("01.paper_large_mb").expected()
-    assert check("01.paper_large_mb", expected * (1 + 5e-4), verbose=False)
-    assert not check("01.paper_large_mb", expected * 1.01, verbose=False)
+    expected = get_exercise("01.training_gb").expected()
+    assert expected == pytest.approx(332_855_098 * 16 / 1e9)
+    assert check("01.training_gb", expected * (1 + 5e-4), verbose=False)
+    assert not check("01.training_gb", expected * 1.01, verbose=False)
+    assert not check("01.training_gb", 332_855_098 / 8 / 1e9, verbose=False)  # the 1-bit size is not it
     assert check("01.fits_in_16gb", torch.tensor(128.0), verbose=False)
     assert not check("01.fits_in_16gb", "128 billion", verbose=False)
 
