@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .base import BinaryModule
+from .bits import pack_bits
 from .exercises import bytes_at_bits
 from .image_model import ImageClassifier
 from .language_model import LanguageModel
@@ -32,8 +34,10 @@ __all__ = [
     "threshold_bits",
     "binarization_widget",
     "memory_widget",
+    "packed_bytes_widget",
     "BinarizationWidget",
     "MemoryWidget",
+    "PackedBytesWidget",
 ]
 
 PRECISION_BITS: dict[str, int] = {"float32": 32, "float16": 16, "int8": 8, "1 bit": 1}
@@ -347,3 +351,87 @@ class MemoryWidget(widgets.VBox):
 def memory_widget(model: str = "paper-3x3", precision: str = "1 bit") -> MemoryWidget:
     """A new :class:`MemoryWidget` (notebook 01)."""
     return MemoryWidget(model, precision)
+
+
+# ---------------------------------------------------------------- (c) packed bytes
+
+
+class PackedBytesWidget(widgets.VBox):
+    """The packed bytes of a binary model's layer: pick a parameter tensor and a row, see
+    its bits (Eq. 1), the ``uint8`` bytes that :func:`binedu.bits.pack_bits` makes of them
+    (8 bits per byte, the first value in the least significant bit) and their hex.
+
+    Controls: ``layer`` ("Layer:", a parameter name such as ``layers.0.weight``),
+    ``row`` ("Row:", along the first axis), ``offset`` ("Byte offset:", which 8 bytes of
+    the row are shown). ``table`` (HTML) shows them, ``summary`` (HTML) the tensor's size
+    as float32 and packed. All bytes are packed once, when the widget is built.
+    """
+
+    BYTES_SHOWN = 8
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.bits: dict[str, torch.Tensor] = {}
+        self.packed: dict[str, torch.Tensor] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        for prefix, module in model.named_modules():
+            if isinstance(module, BinaryModule) and module.binary:
+                for name, bits in module.binary_parameters().items():
+                    key = f"{prefix}.{name}" if prefix else name
+                    rows = bits.reshape(bits.shape[0], -1) if bits.ndim > 1 else bits.reshape(1, -1)
+                    self.shapes[key] = tuple(bits.shape)
+                    self.bits[key] = rows.to(torch.uint8)
+                    self.packed[key] = pack_bits(rows, dim=1)
+        if not self.bits:
+            raise ValueError(f"{type(model).__name__} has no binary layers (binary=True BinaryModules) to inspect")
+        style = {"description_width": "90px"}
+        self.layer = widgets.Dropdown(options=list(self.bits), description="Layer:", style=style)
+        self.row = widgets.IntSlider(value=0, min=0, max=0, description="Row:", style=style)
+        self.offset = widgets.IntSlider(value=0, min=0, max=0, description="Byte offset:", style=style)
+        self.summary = widgets.HTML()
+        self.table = widgets.HTML()
+        self.state: dict[str, object] = {}
+        super().__init__([widgets.HBox([self.layer, self.row, self.offset]), self.summary, self.table])
+        self.layer.observe(self._on_layer, names="value")
+        self.row.observe(self._update, names="value")
+        self.offset.observe(self._update, names="value")
+        self._on_layer()
+
+    def _on_layer(self, change: object = None) -> None:
+        packed = self.packed[self.layer.value]
+        with self.hold_trait_notifications():
+            self.row.value, self.offset.value = 0, 0
+            self.row.max = packed.shape[0] - 1
+            self.offset.max = max(packed.shape[1] - self.BYTES_SHOWN, 0)
+        self._update()
+
+    def _update(self, change: object = None) -> None:
+        key, r, start = self.layer.value, self.row.value, self.offset.value
+        bits, packed = self.bits[key], self.packed[key]
+        stop = min(start + self.BYTES_SHOWN, packed.shape[1])
+        row_bytes = packed[r, start:stop].tolist()
+        row_bits = bits[r, 8 * start : 8 * stop].tolist()
+        self.state = dict(layer=key, row=r, offset=start, bits=row_bits, bytes=row_bytes)
+        n = bits.numel()
+        self.summary.value = (
+            f"<b>{html.escape(key)}</b>, shape {self.shapes[key]}: {n:,} parameters in {bits.shape[0]} rows of "
+            f"{bits.shape[1]} bits; "
+            f"float32 {format_bytes(4 * n)} ({4 * n:,} bytes) &rarr; packed {format_bytes(packed.numel())} "
+            f"({packed.numel():,} bytes, each row padded to whole bytes)"
+        )
+        lines = []
+        for i, value in enumerate(row_bytes):
+            chunk = row_bits[8 * i : 8 * i + 8]
+            lines.append(
+                f"<tr><td>{start + i}</td><td>{' '.join(map(str, chunk))}</td>"
+                f"<td>0b{value:08b}</td><td>{value}</td><td>0x{value:02X}</td></tr>"
+            )
+        self.table.value = (
+            "<table style='font-family:monospace'><tr><th>byte</th><th>bits in value order</th>"
+            "<th>binary (msb first)</th><th>uint8</th><th>hex</th></tr>" + "".join(lines) + "</table>"
+            f"hex of these bytes: <code>{bytes(row_bytes).hex(' ').upper()}</code>"
+        )
+
+
+def packed_bytes_widget(model: torch.nn.Module) -> PackedBytesWidget:
+    """A new :class:`PackedBytesWidget` for ``model`` (notebook 06)."""
+    return PackedBytesWidget(model)

@@ -10,9 +10,11 @@ from binedu.quantize import quantize
 from binedu.widgets import (
     CUSTOM,
     PRECISION_BITS,
+    PackedBytesWidget,
     binarization_widget,
     format_bytes,
     memory_widget,
+    packed_bytes_widget,
     paper_model_parameters,
     threshold_bits,
 )
@@ -181,3 +183,34 @@ def test_binarization_widgets_are_independent():
     a.threshold.value = "zero"
     assert b.shift.value == 0.0 and b.state["rule"] == "mean"
     assert not torch.equal(a.state["weight"], b.state["weight"])
+
+
+def test_packed_bytes_widget_shows_the_bytes_of_the_chosen_row():
+    model = ImageClassifier.from_config("tiny")
+    w = packed_bytes_widget(model)
+    assert (w.layer.description, w.row.description, w.offset.description) == ("Layer:", "Row:", "Byte offset:")
+    assert "layers.1.weight" in w.layer.options and "layers.1.bias" in w.layer.options
+    w.layer.value = "layers.1.weight"  # (16, 16, 3, 3): 16 rows of 144 bits = 18 bytes
+    assert (w.row.max, w.offset.max) == (15, 18 - PackedBytesWidget.BYTES_SHOWN)
+    w.row.value, w.offset.value = 5, 3
+    bits = quantize(model.layers[1].weight.detach())[5].flatten()
+    expected_bits = [int(b) for b in bits[24:88].tolist()]
+    assert w.state["bits"] == expected_bits
+    expected_bytes = [sum(expected_bits[8 * i + j] << j for j in range(8)) for i in range(8)]  # first bit = lsb
+    assert w.state["bytes"] == expected_bytes
+    assert bytes(expected_bytes).hex(" ").upper() in w.table.value
+    assert f"<td>{expected_bytes[0]}</td><td>0x{expected_bytes[0]:02X}</td>" in w.table.value
+    assert "2,304 parameters" in w.summary.value and "9,216 bytes" in w.summary.value
+
+
+def test_packed_bytes_widget_short_rows_and_bias_and_errors():
+    model = ImageClassifier.from_config("tiny")
+    w = packed_bytes_widget(model)
+    w.layer.value = "layers.0.weight"  # (16, 1, 3, 3): rows of 9 bits = 2 bytes, the last one padded
+    w.row.value = 2
+    assert w.offset.max == 0 and len(w.state["bytes"]) == 2
+    assert w.state["bits"] == [int(b) for b in quantize(model.layers[0].weight.detach())[2].flatten().tolist()]
+    w.layer.value = "layers.0.bias"  # zero at init: all bits 0 (Eq. 1 ties)
+    assert w.row.max == 0 and w.state["bytes"] == [0, 0]
+    with pytest.raises(ValueError, match="no binary layers"):
+        packed_bytes_widget(ImageClassifier.from_config("tiny", binary=False))
