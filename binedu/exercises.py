@@ -403,3 +403,4 @@ register(
         hint="look at the validation accuracy of the two runs and compare it with chance (1 in 10 for digits).",
     )
 )
+from . import exercises_deploy  # noqa: E402,F401  (registers the 06/07/08 exercises)

@@ -1,0 +1,133 @@
+"""Exercises of notebooks 06-08: the references agree with binedu and numpy, and typical
+wrong answers get a useful "Not yet" (the generic checks of every registered exercise,
+placeholders included, live in test_exercises.py)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from binedu import BinaryConv2d, BinaryLinear, LanguageModel, pack_bits, unpack_bits
+from binedu.exercises import check, exercises, get_exercise
+from binedu.exercises_deploy import (
+    bncvl_parameters,
+    bnfcl_parameters,
+    lut_dot,
+    lut_entry,
+    lut_table_bytes,
+    lut_tables,
+    pack_byte,
+    packed_matrix_bytes,
+    paper_packed_megabytes,
+    unpack_byte,
+)
+
+bits8 = st.lists(st.integers(0, 1), min_size=8, max_size=8)
+
+
+def test_notebooks_06_to_08_have_two_to_four_exercises():
+    for nb in ("06", "07", "08"):
+        assert 2 <= len(exercises(nb)) <= 4, nb
+
+
+@given(bits8)
+def test_pack_byte_is_numpy_packbits_little_and_unpack_inverts_it(bits):
+    byte = pack_byte(bits)
+    assert byte == int(np.packbits(np.array(bits, dtype=np.uint8), bitorder="little")[0])
+    assert byte == int(pack_bits(torch.tensor(bits))[0])
+    assert unpack_byte(byte) == tuple(bits)
+
+
+def test_pack_byte_worked_example_and_bad_input():
+    assert pack_byte((1, 0, 1, 1, 0, 0, 0, 1)) == 0b10001101 == 141
+    with pytest.raises(ValueError, match="exactly 8 values"):
+        pack_byte((1, 0, 2, 0, 0, 0, 0, 0))
+    with pytest.raises(ValueError, match="exactly 8 values"):
+        pack_byte((1, 0))
+    with pytest.raises(ValueError, match="0 to 255"):
+        unpack_byte(256)
+
+
+def test_big_endian_packing_is_not_yet(capsys):
+    assert check("06.pack_byte", lambda bits: int("".join(map(str, bits)), 2)) is False
+    out = capsys.readouterr().out
+    assert "expected 1, got 128" in out and "least* significant" in out
+
+
+def test_unpack_byte_accepts_a_list_or_a_tensor_but_not_the_wrong_order(capsys):
+    assert check("06.unpack_byte", lambda b: [(b >> j) & 1 for j in range(8)], verbose=False)
+    assert check("06.unpack_byte", lambda b: unpack_bits(torch.tensor([b], dtype=torch.uint8), 8), verbose=False)
+    assert check("06.unpack_byte", lambda b: [(b >> (7 - j)) & 1 for j in range(8)]) is False
+    assert "Not yet" in capsys.readouterr().out
+
+
+@given(st.integers(0, 300), st.integers(0, 300))
+def test_packed_matrix_bytes_is_what_pack_bits_produces(rows, cols):
+    packed = pack_bits(torch.zeros(rows, cols, dtype=torch.uint8))
+    assert packed_matrix_bytes(rows, cols) == packed.numel()
+
+
+def test_packed_matrix_bytes_forgetting_row_padding_is_not_yet(capsys):
+    assert check("06.packed_matrix_bytes", lambda r, c: math.ceil(r * c / 8)) is False
+    assert "(10, 100) expected 130, got 125" in capsys.readouterr().out  # each of the 10 rows pads 100 bits to 13 bytes
+    with pytest.raises(ValueError, match="rows and cols"):
+        packed_matrix_bytes(-1, 3)
+
+
+def test_lut_tables_hold_every_partial_sum():
+    g = torch.Generator().manual_seed(0)
+    groups = torch.randn(3, 8, generator=g, dtype=torch.float64)
+    every_byte = unpack_bits(torch.arange(256, dtype=torch.uint8).reshape(256, 1), 8, dim=1).double()  # (256, 8)
+    torch.testing.assert_close(lut_tables(groups), groups @ every_byte.T)
+    for k in (0, 1, 141, 255):
+        torch.testing.assert_close(lut_entry(groups[0], k), groups[0] @ every_byte[k])
+
+
+@given(st.integers(1, 6), st.integers(0, 2**31 - 1))
+def test_lut_dot_equals_the_binary_dot_product(num_groups, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(8 * num_groups, generator=g, dtype=torch.float64)
+    bits = torch.randint(0, 2, (8 * num_groups,), generator=g, dtype=torch.uint8)
+    torch.testing.assert_close(lut_dot(x, pack_bits(bits)), bits.double() @ x)
+
+
+def test_lut_mistakes_are_not_yet(capsys):
+    # big-endian bit order inside the byte
+    assert check("07.lut_entry", lambda x, k: sum(x[j] for j in range(8) if (k >> (7 - j)) & 1)) is False
+    assert "expected" in capsys.readouterr().out
+    # forgetting to unpack: multiplying by the byte value
+    assert check("07.lut_dot", lambda x, p: (x.reshape(-1, 8).sum(1) * p.float()).sum()) is False
+    assert "Not yet" in capsys.readouterr().out
+    assert check("07.lut_table_bytes", 2048 // 8 * 256) is False  # entries, not bytes
+    with pytest.raises(ValueError, match="need 2 bytes"):
+        lut_dot(torch.zeros(16), torch.zeros(3, dtype=torch.uint8))
+
+
+def test_lut_table_bytes():
+    assert lut_table_bytes(2048) == 256 * 256 * 4
+    assert get_exercise("07.lut_table_bytes").expected() == 262_144
+
+
+def test_parameter_counts_match_binedu_layers():
+    for n_x, n_units in [(3, 5), (768, 4096)]:
+        assert bnfcl_parameters(n_x, n_units) == sum(p.numel() for p in BinaryLinear(n_x, n_units).parameters())
+    for f, cin, cout in [(3, 3, 32), (5, 7, 4)]:
+        assert bncvl_parameters(f, cin, cout) == sum(p.numel() for p in BinaryConv2d(cin, cout, f).parameters())
+
+
+def test_parameter_count_mistakes_are_not_yet(capsys):
+    assert check("08.bnfcl_parameters", lambda n_x, n: n_x * n) is False  # forgot the bias
+    assert "expected 3149824, got 3145728" in capsys.readouterr().out
+    assert check("08.bncvl_parameters", lambda f, i, o: f * i * o + o) is False  # f, not f*f
+    assert "Not yet" in capsys.readouterr().out
+
+
+def test_paper_large_megabytes_is_counted_on_the_meta_device():
+    with torch.device("meta"):
+        n = LanguageModel.from_config("paper-large").num_parameters()
+    assert paper_packed_megabytes("paper-large") == pytest.approx(math.ceil(n / 8) / 1e6)
+    assert check("08.paper_large_mb", n / 8 / 1e6, verbose=False)
+    assert not check("08.paper_large_mb", n * 4 / 1e6, verbose=False)  # the float32 size
