@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_INDEX ?=
 PIP_FLAGS := -c constraints.txt $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 
-.PHONY: lab test install lint clean
+.PHONY: lab test install browser lint clean
 
 install: $(VENV)/.installed
 
@@ -19,10 +19,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 lab: install
 	$(BIN)/jupyter lab notebooks/
 
+# Debian's chromium for tests/test_browser.py (playwright drives it; no browser download)
+browser:
+	bash scripts/install-browser.sh
+
 lint: install
 	$(BIN)/ruff check binedu tests bench
 
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest
 
 clean:

@@ -116,6 +116,19 @@ _WIDGET_OUTPUTS_RENDERED = _notebook_js(
 )
 
 
+# SHA-256 of the bytes each <img> shows (data: or blob: URL): the pixels, not the URL,
+# must change when a plot is redrawn.
+_IMAGE_DIGESTS = """async (images) => Promise.all(images.map(async (img) => {
+    try {
+        const bytes = await (await fetch(img.src)).arrayBuffer();
+        const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+        return Array.from(digest, b => b.toString(16).padStart(2, '0')).join('');
+    } catch (error) {
+        return 'unreadable ' + img.src;
+    }
+}))"""
+
+
 class LabPageError(AssertionError):
     """The notebook did not reach the state the test waited for; the message says why."""
 
@@ -123,6 +136,11 @@ class LabPageError(AssertionError):
 def chromium_executable() -> Path:
     """Debian's chromium (or ``$BINEDU_CHROMIUM``); scripts/install-browser.sh installs it."""
     return Path(os.environ.get("BINEDU_CHROMIUM", "/usr/bin/chromium"))
+
+
+def _plain(text: str) -> str:
+    """``text`` with no-break spaces made plain and the ends trimmed."""
+    return text.replace("\xa0", " ").strip()
 
 
 def numbers_in(text: str) -> list[float]:
@@ -255,16 +273,20 @@ class LabNotebookPage:
         return scope.locator(".jupyter-widgets.widget-inline-hbox").filter(has=label)
 
     def select(self, cell: Any, description: str, option: str | None = None) -> str:
-        """Choose ``option`` (default: the next one) in the dropdown ``description``; returns it."""
+        """Choose ``option`` (default: the next one) in the dropdown ``description``; returns it.
+
+        Labels are compared with plain spaces: ipywidgets draws them with no-break spaces."""
         select = self.control(cell, description).locator("select")
-        options = [text.strip() for text in select.locator("option").all_inner_texts()]
-        current = select.evaluate("el => el.options[el.selectedIndex] ? el.options[el.selectedIndex].text : ''")
+        options = [_plain(text) for text in select.locator("option").all_inner_texts()]
+        current = self.selected(cell, description)
         if option is None:
-            others = [text for text in options if text != current.strip()]
+            others = [text for text in options if text != current]
             if not others:
                 raise LabPageError(f"dropdown {description!r} has no other option than {current!r}")
             option = others[0]
-        select.select_option(label=option)
+        if option not in options:
+            raise LabPageError(f"dropdown {description!r} has no option {option!r}; it has {options}")
+        select.select_option(index=options.index(option))
         return option
 
     def slide(self, cell: Any, description: str, key: str = "ArrowRight", presses: int = 1) -> str:
@@ -279,9 +301,23 @@ class LabNotebookPage:
     def snapshot(self, cell: Any) -> OutputSnapshot:
         """The cell's output as shown: text, and the plots (``img`` sources and ``svg`` markup)."""
         area = cell.locator(".jp-Cell-outputArea")
-        images = area.locator("img").evaluate_all("els => els.map(e => e.src)")
+        images = area.locator("img").evaluate_all(_IMAGE_DIGESTS)
         images += area.locator(".jp-RenderedSVG svg").evaluate_all("els => els.map(e => e.outerHTML)")
         return OutputSnapshot(text=area.inner_text(), images=images)
+
+    def selected(self, cell: Any, description: str) -> str:
+        """The option the dropdown ``description`` shows."""
+        select = self.control(cell, description).locator("select")
+        return _plain(select.evaluate("el => el.options[el.selectedIndex].text"))
+
+    def readout(self, cell: Any, description: str) -> str:
+        """The value a slider ``description`` shows next to it."""
+        return _plain(self.control(cell, description).locator(".widget-readout").inner_text())
+
+    def html_numbers(self, cell: Any) -> list[list[float]]:
+        """The numbers each HTML widget of the cell shows, widget by widget."""
+        texts = cell.locator(".widget-html-content").all_inner_texts()
+        return [numbers_in(text) for text in texts]
 
     def wait_output_change(self, cell: Any, before: OutputSnapshot, timeout: float = 60.0) -> OutputSnapshot:
         """Wait until the kernel is idle and the cell's numbers and plot differ from ``before``."""
@@ -290,7 +326,8 @@ class LabNotebookPage:
             if self.kernel_state() != "idle":
                 return None
             after = self.snapshot(cell)
-            if after.numbers != before.numbers and after.images and after.images != before.images:
+            readable = after.images and not any(image.startswith("unreadable") for image in after.images)
+            if after.numbers != before.numbers and readable and after.images != before.images:
                 return after
             return None
 

@@ -10,7 +10,9 @@ into the .ipynb it serves, and the committed notebooks must stay output-free.
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -19,14 +21,18 @@ from typing import Any
 
 import nbformat
 import pytest
-from lab_page import CHROMIUM_ARGS, LabNotebookPage, LabPageError, chromium_executable, wait_until
+from lab_page import CHROMIUM_ARGS, LabNotebookPage, LabPageError, chromium_executable, numbers_in, wait_until
 from lab_server import LabServer, start_lab
+
+from binedu.widgets import binarization_widget, memory_widget
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 HARNESS = "harness_widgets.ipynb"
+MEMORY = "01_why_one_bit.ipynb"
+BINARIZATION = "02_binarization.ipynb"
 
 HARNESS_SETUP = """\
 import sys
@@ -196,3 +202,74 @@ def test_harness_sees_widget_and_callback_errors(open_notebook: Callable[[str], 
     with pytest.raises(LabPageError, match="ZeroDivisionError"):
         page.assert_no_kernel_errors()
     page.screenshot("errors", cell)
+
+
+def kernel_numbers(*html_values: str) -> list[list[float]]:
+    """The numbers HTML widget values show once rendered (tags dropped, entities decoded)."""
+    return [numbers_in(html.unescape(re.sub(r"<[^>]+>", " ", value))) for value in html_values]
+
+
+def test_memory_widget_in_jupyterlab(open_notebook: Callable[[str], LabNotebookPage]) -> None:
+    """Notebook 01: pick a precision and a model; the byte count and the bar chart follow."""
+    page = open_notebook(MEMORY)
+    page.run_all()
+    cell = page.widget_cell("Model:")
+    assert page.assert_widgets_rendered() >= 1
+    # the cell is `memory_widget()`: before anyone touches it, the page must show that widget
+    fresh = memory_widget()
+    model, precision = page.selected(cell, "Model:"), page.selected(cell, "Precision:")
+    assert (model, precision) == (fresh.model.value, fresh.precision.value), (
+        f"right after running, the page shows Model {model!r}, Precision {precision!r}; the kernel built "
+        f"{fresh.model.value!r}, {fresh.precision.value!r}: the front end changed a control by itself"
+    )
+    assert page.html_numbers(cell) == kernel_numbers(fresh.summary.value)
+    before = page.snapshot(cell)
+    assert before.images, "the memory bar chart is not displayed"
+    page.screenshot("before", cell)
+
+    precision = page.select(cell, "Precision:")
+    after_precision = page.wait_output_change(cell, before)
+    expected = memory_widget(model, precision)
+    assert page.html_numbers(cell) == kernel_numbers(expected.summary.value)
+    assert f"{expected.num_bytes:,} bytes" in after_precision.text
+
+    model = page.select(cell, "Model:")
+    page.wait_output_change(cell, after_precision)
+    expected = memory_widget(model, precision)
+    assert page.html_numbers(cell) == kernel_numbers(expected.summary.value)
+
+    page.assert_widgets_rendered()
+    page.assert_no_kernel_errors()
+    page.screenshot("after", cell)
+
+
+def test_binarization_widget_in_jupyterlab(open_notebook: Callable[[str], LabNotebookPage]) -> None:
+    """Notebook 02: move the Shift and Scale sliders and switch the threshold rule; the
+    bits, thresholds, layer output and plot shown match what binedu computes."""
+    page = open_notebook(BINARIZATION)
+    page.run_all()
+    cell = page.widget_cell("Threshold:")
+    assert page.assert_widgets_rendered() >= 1
+    before = page.snapshot(cell)
+    assert before.images, "the binarization plot is not displayed"
+    page.screenshot("before", cell)
+
+    shift = page.slide(cell, "Shift:", "ArrowRight", presses=5)
+    after_shift = page.wait_output_change(cell, before)
+    scale = page.slide(cell, "Scale:", "ArrowLeft", presses=3)
+    after_scale = page.wait_output_change(cell, after_shift)
+    rule = page.select(cell, "Threshold:", "zero")
+    page.wait_output_change(cell, after_scale)
+
+    expected = binarization_widget()
+    expected.distribution.label = page.selected(cell, "Distribution:")
+    expected.seed.value = int(page.readout(cell, "Seed:"))
+    expected.shift.value = float(shift)
+    expected.scale.value = float(scale)
+    expected.threshold.label = rule
+    assert expected.shift.value != 0.0 and expected.scale.value != 1.0, "the sliders did not move"
+    assert page.html_numbers(cell) == kernel_numbers(expected.bits_html.value, expected.output_html.value)
+
+    page.assert_widgets_rendered()
+    page.assert_no_kernel_errors()
+    page.screenshot("after", cell)

@@ -1,0 +1,151 @@
+"""environment.yml (conda and Binder) agrees with pyproject.toml, and README points to Binder.
+
+Nobody builds the conda environment in CI (no conda registry there), so this checks what
+a build depends on: Binder (repo2docker) reads the root environment.yml unless a
+binder/ or .binder/ folder exists, installs binedu only through the pip section's
+``-e .``, and picks its base environment from the ``python=X.Y`` pin. PyTorch comes from
+conda-forge's CPU build; mixing in the ``pytorch`` channel breaks the solve.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pytest depends on tomli before Python 3.11
+    import tomli as tomllib
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = "3.11"  # the version CI runs; repo2docker has a base environment for it
+CONDA_NAMES = {"torch": "pytorch-cpu"}  # PyPI name -> conda-forge name, where they differ
+CONDA_ONLY = {"python", "pip"}
+FORBIDDEN = {"pytorch", "torch", "pytorch-gpu", "pytorch-cuda", "cudatoolkit", "cpuonly"}
+CONDA_SPEC = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.\-]*)\s*(.*)$")
+
+FIRST_NOTEBOOK = "notebooks/01_why_one_bit.ipynb"
+BINDER_BADGE = (
+    "[![Binder](https://mybinder.org/badge_logo.svg)]"
+    f"(https://mybinder.org/v2/gh/binedu/binedu/HEAD?urlpath=lab/tree/{FIRST_NOTEBOOK})"
+)
+README_LINES = ["## Run locally", "## Run with conda"]
+README_COMMANDS = ["make lab", "conda env create -f environment.yml", "conda activate binedu"]
+
+
+def load_environment() -> dict:
+    return yaml.safe_load((REPO / "environment.yml").read_text(encoding="utf-8"))
+
+
+def conda_specs(environment: dict) -> dict[str, str]:
+    """The conda dependencies as {name: version spec}; the pip section is left out."""
+    specs: dict[str, str] = {}
+    for dependency in environment["dependencies"]:
+        if isinstance(dependency, str):
+            match = CONDA_SPEC.match(dependency.strip())
+            assert match, f"unreadable conda dependency {dependency!r}"
+            name = match.group(1).lower()
+            assert name not in specs, f"{name} is listed twice in environment.yml"
+            specs[name] = match.group(2).replace(" ", "")
+    return specs
+
+
+def pip_section(environment: dict) -> list[str]:
+    sections = [dep["pip"] for dep in environment["dependencies"] if isinstance(dep, dict) and "pip" in dep]
+    assert len(sections) == 1, "environment.yml needs exactly one pip section"
+    return [str(line).strip() for line in sections[0]]
+
+
+def runtime_requirements() -> dict[str, SpecifierSet]:
+    """pyproject.toml's [project] dependencies as {conda name: specifier}."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    requirements = {}
+    for line in project["dependencies"]:
+        requirement = Requirement(line)
+        name = canonicalize_name(requirement.name)
+        requirements[CONDA_NAMES.get(name, name)] = requirement.specifier
+    return requirements
+
+
+def test_environment_uses_conda_forge_only() -> None:
+    environment = load_environment()
+    assert environment["name"] == "binedu"
+    assert environment["channels"] == ["conda-forge"], "no `pytorch` or `defaults` channel: conda-forge only"
+    for dependency in conda_specs(environment):
+        assert "::" not in dependency, f"{dependency}: no per-package channel"
+
+
+def test_environment_pins_the_ci_python() -> None:
+    specs = conda_specs(load_environment())
+    assert specs.get("python") == f"={PYTHON}", f"pin python={PYTHON} (Binder picks its base image from it)"
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["requires-python"]
+    assert SpecifierSet(requires).contains(f"{PYTHON}.0"), f"pyproject's requires-python {requires} excludes {PYTHON}"
+
+
+def test_environment_takes_pytorch_cpu_from_conda_forge() -> None:
+    specs = conda_specs(load_environment())
+    assert "pytorch-cpu" in specs
+    assert not FORBIDDEN & set(specs), f"use pytorch-cpu only, not {sorted(FORBIDDEN & set(specs))}"
+    pip_names = [
+        canonicalize_name(Requirement(line).name) for line in pip_section(load_environment()) if line[0] != "-"
+    ]
+    assert "torch" not in pip_names, "torch from pip would replace conda-forge's CPU build"
+
+
+def test_environment_lists_the_runtime_dependencies_of_pyproject() -> None:
+    specs = conda_specs(load_environment())
+    requirements = runtime_requirements()
+    missing = sorted(set(requirements) - set(specs))
+    extra = sorted(set(specs) - set(requirements) - CONDA_ONLY)
+    assert not missing, f"in pyproject.toml but not in environment.yml: {missing}"
+    assert not extra, f"in environment.yml but not in pyproject.toml: {extra}"
+    for name, specifier in requirements.items():
+        assert SpecifierSet(specs[name]) == specifier, (
+            f"{name}: environment.yml says {specs[name]!r}, pyproject.toml says {str(specifier)!r}"
+        )
+
+
+def test_environment_keeps_lab_kernel_and_widgets_together() -> None:
+    specs = conda_specs(load_environment())
+    assert {"jupyterlab", "ipywidgets", "pip"} <= set(specs)
+    assert SpecifierSet(specs["ipywidgets"]).contains("8.1.0"), "ipywidgets 8 ships the JupyterLab 4 front end"
+    assert not SpecifierSet(specs["jupyterlab"]).contains("3.6.0"), "JupyterLab 4 or later"
+
+
+def test_environment_installs_binedu_itself() -> None:
+    assert "-e ." in pip_section(load_environment()), "Binder installs binedu only through `-e .`"
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["name"] == "binedu"
+
+
+def test_binder_reads_the_root_environment_file() -> None:
+    for folder in ("binder", ".binder"):
+        assert not (REPO / folder).exists(), f"{folder}/ would replace the root environment.yml on Binder"
+    post_build = REPO / "postBuild"
+    if post_build.exists():
+        commands = [
+            line.strip() for line in post_build.read_text().splitlines() if line.strip() and not line.startswith("#")
+        ]
+        assert commands[0] == "set -e", "postBuild must start with `set -e` so a failed step fails the build"
+
+
+def test_readme_has_binder_badge_and_run_sections() -> None:
+    readme_path = REPO / "README.md"
+    assert readme_path.exists(), "README.md is missing"
+    readme = readme_path.read_text(encoding="utf-8")
+    assert BINDER_BADGE in readme, f"README needs the Binder badge: {BINDER_BADGE}"
+    lines = {line.strip() for line in readme.splitlines()}
+    for heading in README_LINES:
+        assert heading in lines, f"README needs a {heading!r} section"
+    for command in README_COMMANDS:
+        assert command in readme, f"README should show `{command}`"
+
+
+def test_binder_badge_opens_an_existing_notebook() -> None:
+    assert (REPO / FIRST_NOTEBOOK).is_file(), f"the Binder badge opens {FIRST_NOTEBOOK}, which does not exist"
