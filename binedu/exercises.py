@@ -389,8 +389,8 @@ register(
         title="Std of a 0/1 weighted sum of n standard-normal inputs (each weight a fair coin)",
         reference=lambda n: math.sqrt(n / 2),
         cases=lambda: [(1,), (2,), (64,), (1024,)],
-        hint="Var(w x) = E[w^2] E[x^2] = 1/2 * 1 for a fair 0/1 coin w and x ~ N(0, 1); independent terms "
-        "add their variances, and the std is the square root.",
+        hint="each term w_i x_i has mean 0 and variance E[w_i^2] E[x_i^2]: what is E[w^2] for a fair 0/1 coin? "
+        "Variances of independent terms add up, and the std is the square root of the variance.",
         rtol=1e-6,
     )
 )
@@ -398,7 +398,7 @@ register(
 register(
     Exercise(
         id="03.which_trains",
-        title="Which stack of 0/1 layers trains: 'with' or 'without' Normalize?",
+        title="Which binary model learned the digits: 'with' or 'without' Normalize?",
         reference=lambda: "with",
         hint="look at the validation accuracy of the two runs and compare it with chance (1 in 10 for digits).",
     )

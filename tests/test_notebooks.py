@@ -1,0 +1,126 @@
+"""Every notebook in notebooks/ runs top to bottom, headless, without errors and within
+Binder's memory; and every committed notebook is clean and follows the course layout.
+
+Notebooks are picked up by glob, so ones added later are tested automatically. Each run
+prints its wall time and the kernel's peak memory (not asserted: the machine is shared).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+IDS = [p.stem for p in NOTEBOOKS]
+
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+MAX_RSS_BYTES = 1.5e9  # Binder gives a user 2 GB; the kernel must stay well inside it
+CELL_TIMEOUT_S = 600
+PROBE_TAG = "binedu-test-probe"
+
+# Appended to each notebook for the run: reports the kernel's interpreter and peak memory.
+PROBE = """\
+import json, resource, sys
+print("BINEDU_PROBE", json.dumps({"executable": sys.executable, "prefix": sys.prefix,
+      "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def _markdown_headings(nb: nbformat.NotebookNode) -> list[str]:
+    """Level-2 headings of the markdown cells, in order."""
+    out = []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            out += [m.strip() for m in re.findall(r"^##\s+(.+)$", cell.source, flags=re.M)]
+    return out
+
+
+def test_there_are_notebooks():
+    names = {p.name for p in NOTEBOOKS}
+    assert {"01_why_one_bit.ipynb", "02_binarization.ipynb", "03_why_normalization.ipynb"} <= names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_notebook_is_committed_clean_and_follows_the_layout(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.get("kernelspec") == KERNELSPEC, "missing kernelspec: JupyterLab would ask for a kernel"
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"cell {i} has outputs: clear them before committing"
+            assert cell.execution_count is None, f"cell {i} has an execution count"
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# "), "the first cell is the title"
+    assert re.search(r"learning goals", first.source, re.I), "the first cell states the learning goals"
+    headings = [h.lower() for h in _markdown_headings(nb)]
+    assert "summary" in headings and "exercises" in headings, headings
+    assert headings.index("summary") == len(headings) - 2 and headings[-1] == "exercises", (
+        "the notebook ends with a Summary section followed by an Exercises section"
+    )
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert re.search(r"^FAST = True\b", code, re.M), "a `FAST = True` switch selects the short version"
+    start = next(i for i, c in enumerate(nb.cells) if re.search(r"^##\s+Exercises", c.source, re.M))
+    exercises = "\n".join(c.source for c in nb.cells[start:] if c.cell_type == "code")
+    assert re.search(r"\bcheck\(", exercises), "the exercises are self-checked with binedu.exercises.check"
+
+
+@pytest.fixture
+def kernel_env(monkeypatch, tmp_path):
+    """A ``python3`` kernelspec that runs this interpreter, found first (JUPYTER_PATH
+    comes before user and system kernel dirs), and the inline matplotlib backend that
+    JupyterLab uses rather than whatever MPLBACKEND the shell has."""
+    spec_dir = tmp_path / "kernels" / "python3"
+    spec_dir.mkdir(parents=True)
+    spec = {**KERNELSPEC, "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]}
+    spec.pop("name")
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_notebook_runs_without_errors(path, kernel_env):
+    nb = nbformat.read(path, as_version=4)
+    probe = nbformat.v4.new_code_cell(PROBE, metadata={"tags": [PROBE_TAG]})
+    nb.cells.append(probe)
+    # the probe cell checks that the kernel really ran this interpreter
+    client = NotebookClient(
+        nb,
+        kernel_name="python3",
+        timeout=CELL_TIMEOUT_S,
+        allow_errors=False,
+        resources={"metadata": {"path": str(NOTEBOOKS_DIR)}},
+    )
+    start = time.perf_counter()
+    client.execute()  # raises CellExecutionError on the first failing cell
+    wall = time.perf_counter() - start
+
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.output_type == "error":
+                problems.append(f"cell {i}: {out.ename}: {out.evalue}")
+            elif out.output_type == "stream" and out.name == "stderr" and "Traceback" in out.text:
+                problems.append(f"cell {i} printed a traceback:\n{out.text}")
+    assert not problems, "\n".join(problems)
+
+    text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
+    match = re.search(r"BINEDU_PROBE (\{.*\})", text)
+    assert match, f"the probe cell printed nothing useful: {text!r}"
+    probe_out = json.loads(match.group(1))
+    assert (probe_out["executable"], probe_out["prefix"]) == (sys.executable, sys.prefix), (
+        f"the kernel ran {probe_out['executable']}, not this interpreter {sys.executable}"
+    )
+    peak = probe_out["maxrss_kb"] * 1024  # Linux reports kilobytes
+    print(f"\n{path.name}: {wall:.1f} s wall, kernel peak RSS {peak / 1e6:.0f} MB")
+    assert peak < MAX_RSS_BYTES, f"{path.name}: kernel peak RSS {peak / 1e6:.0f} MB exceeds {MAX_RSS_BYTES / 1e6:.0f} MB"
