@@ -1,0 +1,344 @@
+"""Training loop for both paper models: ``fit(model, train, val)``.
+
+The loop is the paper's (Tables 1 and 4): cross-entropy, Adam or AdamW, a warmup-then-
+decay learning rate (:mod:`binedu.schedule`). The optimizer updates the float32 latent
+parameters; every forward pass uses their bits (Eq. 1, Alg. 1). Next to the usual
+losses the :class:`~binedu.History` records what the notebooks plot about binary
+training: how many bits flip between records and the gradient norm of each layer.
+
+Runs are reproducible: the same seed gives the same history, and a run stopped and
+resumed from its checkpoint gives bit-identical parameters and history.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, default_collate
+from tqdm.auto import tqdm
+
+from .base import BinaryModule
+from .history import History
+from .metrics import Tally, evaluate, split_batch, task_of, token_loss
+from .schedule import learning_rate
+from .train_checkpoint import read_training_checkpoint, save_training_checkpoint
+
+__all__ = [
+    "fit",
+    "RECIPES",
+    "recipe",
+    "resolve_device",
+    "make_optimizer",
+    "binary_bits",
+    "flip_ratio",
+    "layer_grad_norms",
+]
+
+# Training hyperparameters per (model kind, config name). The paper's presets follow
+# Tables 1 and 4; "tiny" ones are tuned for the offline data on a CPU. ``min_lr_ratio``
+# keeps the paper presets learning after the 1100 decay steps (see binedu.schedule).
+RECIPES: dict[tuple[str, str], dict[str, Any]] = {
+    ("image", "paper-3x3"): dict(
+        optimizer="adam", lr=1e-4, batch_size=64, epochs=1000, warmup_steps=20, decay_steps=1100, min_lr_ratio=0.1
+    ),
+    ("image", "paper-5x5"): dict(
+        optimizer="adam", lr=1e-4, batch_size=64, epochs=1000, warmup_steps=20, decay_steps=1100, min_lr_ratio=0.1
+    ),
+    ("image", "tiny"): dict(optimizer="adam", lr=3e-3, batch_size=64, epochs=30, warmup_steps=20, decay_steps=None),
+    ("language", "paper-small"): dict(
+        optimizer="adamw", lr=1e-5, batch_size=32, epochs=100, warmup_steps=0, decay_steps=0, weight_decay=0.01
+    ),
+    ("language", "paper-large"): dict(
+        optimizer="adamw", lr=1e-5, batch_size=32, epochs=100, warmup_steps=0, decay_steps=0, weight_decay=0.01
+    ),
+    ("language", "tiny"): dict(optimizer="adamw", lr=2e-3, batch_size=32, epochs=2, warmup_steps=20, decay_steps=None),
+}
+
+
+def recipe(kind: str, config: str) -> dict[str, Any]:
+    """The training hyperparameters of a named configuration (a copy of ``RECIPES``);
+    unknown names get the tiny recipe of their kind."""
+    return dict(RECIPES.get((kind, config), RECIPES[(kind, "tiny")]))
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None`` or ``"auto"``: CUDA when available, else the CPU."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {device!r}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available")
+    return device
+
+
+def make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """Adam (Table 1, image model) or AdamW (Table 4, language model) over the latent
+    parameters."""
+    optimizers = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    if name not in optimizers:
+        raise ValueError(f"unknown optimizer {name!r}; use one of {sorted(optimizers)}")
+    params = list(model.parameters())
+    if not params:
+        raise ValueError(f"{type(model).__name__} has no trainable parameters (a packed model cannot be trained)")
+    return optimizers[name](params, lr=lr, weight_decay=weight_decay)
+
+
+def binary_layers(model: nn.Module) -> dict[str, BinaryModule]:
+    """The binedu layers of ``model`` by module name (``"layers.0"``, ``"blocks.1.ff1"``)."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, BinaryModule)}
+
+
+def binary_bits(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The Eq. 1 bits of every latent parameter of every binary layer, as bool tensors
+    keyed ``"<layer>.<parameter>"``; empty for a float model."""
+    return {
+        f"{layer}.{pname}": bits.bool()
+        for layer, m in binary_layers(model).items()
+        if m.binary
+        for pname, bits in m.binary_parameters().items()
+    }
+
+
+def flip_ratio(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> float:
+    """Fraction of all bits that differ between two :func:`binary_bits` snapshots."""
+    if before.keys() != after.keys():
+        raise ValueError("the two bit snapshots come from different models")
+    total = sum(b.numel() for b in before.values())
+    if total == 0:
+        return 0.0
+    changed = torch.stack([(before[k] != after[k]).sum() for k in before]).sum()
+    return float(changed) / total
+
+
+def layer_grad_norms(model: nn.Module) -> dict[str, float]:
+    """L2 norm of the gradients of each binedu layer's parameters (its normalization's
+    scale and shift included), by layer name; layers without gradients are left out."""
+    names, norms = [], []
+    for name, layer in binary_layers(model).items():
+        grads = [p.grad for p in layer.parameters() if p.grad is not None]
+        if grads:
+            names.append(name)
+            norms.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+    return dict(zip(names, torch.stack(norms).tolist(), strict=True)) if norms else {}
+
+
+def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """The example order of one epoch: a function of (seed, epoch) only, so a resumed run
+    sees the same batches."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=generator).tolist()
+
+
+def _rng_tensors() -> dict[str, torch.Tensor]:
+    states = {"rng/cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states |= {f"rng/cuda/{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())}
+    return states
+
+
+def _set_rng(tensors: dict[str, torch.Tensor]) -> None:
+    if "rng/cpu" in tensors:
+        torch.set_rng_state(tensors["rng/cpu"])
+    cuda = [tensors[f"rng/cuda/{i}"] for i in range(torch.cuda.device_count()) if f"rng/cuda/{i}" in tensors]
+    if cuda:
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def _epoch_record(epoch: int, step: int, tally: Tally, val_metrics: dict[str, float] | None, language: bool) -> dict:
+    record: dict[str, Any] = {"epoch": epoch, "step": step}
+    if tally.count:
+        record |= {f"train_{k}": v for k, v in tally.metrics(language).items()}
+    if val_metrics:
+        record |= {f"val_{k}": v for k, v in val_metrics.items()}
+    return record
+
+
+def fit(
+    model: nn.Module,
+    train: Dataset,
+    val: Dataset | None = None,
+    *,
+    epochs: int = 1,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    optimizer: str = "adam",
+    weight_decay: float = 0.0,
+    warmup_steps: int = 20,
+    decay_steps: int | None = None,
+    min_lr_ratio: float = 0.0,
+    seed: int = 0,
+    max_steps: int | None = None,
+    pad_id: int | None = 0,
+    record_every: int = 10,
+    progress: bool = True,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    device: str | torch.device | None = None,
+    history: History | None = None,
+    eval_batch_size: int | None = None,
+    num_workers: int = 0,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> History:
+    """Train ``model`` on ``train`` and return its :class:`~binedu.History`.
+
+    The task comes from the model: a language model (``config.kind == "language"``)
+    learns next-token prediction on items that are ``(max_len + 1,)`` id tensors padded
+    with ``pad_id`` (padding never counts, see :mod:`binedu.metrics`); any other model
+    classifies ``(input, label)`` items.
+
+    - ``optimizer``: ``"adam"`` (Table 1) or ``"adamw"`` (Table 4), peak rate ``lr``.
+    - Schedule (:func:`binedu.schedule.learning_rate`): linear warmup over
+      ``warmup_steps``, cosine decay to ``min_lr_ratio * lr`` over ``decay_steps``
+      (``None``: the rest of the ``epochs``; ``0``: no decay).
+    - ``max_steps`` stops after that many optimizer steps in all (the schedule still
+      follows ``epochs``, so a stopped run resumes exactly); a stopped epoch is recorded
+      with ``"partial": True``.
+    - Every ``record_every`` steps the history gets the fraction of bits flipped since
+      the previous record (binary models) and each layer's gradient norm.
+    - ``checkpoint``: a file saved after every epoch and at the end (latent floats,
+      optimizer, RNG and progress; see :mod:`binedu.train_checkpoint`); with
+      ``resume=True`` an existing one is loaded first and training continues where it
+      stopped, giving the same result as an uninterrupted run.
+    - ``device``: ``None``/``"auto"`` picks CUDA when available.
+    - ``seed`` fixes the data order and dropout: the same seed gives the same history.
+    - ``progress`` shows a ``tqdm.auto`` bar (terminal or JupyterLab); ``on_epoch`` is
+      called with each epoch record.
+    """
+    if epochs < 1 or batch_size < 1 or record_every < 1:
+        raise ValueError(f"epochs, batch_size and record_every must be >= 1, got {epochs}, {batch_size}, {record_every}")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    if len(train) == 0:
+        raise ValueError("the training set is empty")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs a checkpoint path")
+    task = task_of(model)
+    language = task == "language"
+    loss_pad = pad_id if language else None
+    device = resolve_device(device)
+    model.to(device)
+    opt = make_optimizer(model, optimizer, lr, weight_decay)
+
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    planned = epochs * steps_per_epoch
+    total = planned if max_steps is None else min(planned, max_steps)
+    decay = max(planned - warmup_steps, 0) if decay_steps is None else decay_steps
+    settings = dict(
+        task=task, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
+        warmup_steps=warmup_steps, decay_steps=decay, min_lr_ratio=min_lr_ratio, seed=seed, pad_id=pad_id,
+        record_every=record_every, train_size=len(train),
+    )  # fmt: skip
+
+    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "tally": Tally().to_dict()}
+    bits = binary_bits(model)
+    history = history if history is not None else History()
+    if resume and Path(checkpoint).is_file():
+        saved = read_training_checkpoint(checkpoint)
+        for key in ("batch_size", "seed", "train_size"):
+            if saved.meta.get(key) != settings[key]:
+                raise ValueError(
+                    f"cannot resume {checkpoint}: it was trained with {key}={saved.meta.get(key)!r}, not {settings[key]!r}"
+                )
+        model.load_state_dict(saved.model_state)
+        if saved.optimizer_state is not None:
+            opt.load_state_dict(saved.optimizer_state)
+        state, history = saved.state, saved.history
+        if history.epochs and history.epochs[-1].get("partial") and state["step"] < total:
+            history.epochs.pop()  # the stopped epoch continues now
+        bits = {k[len("bits/") :]: v.to(device).bool() for k, v in saved.tensors.items() if k.startswith("bits/")}
+        _set_rng(saved.tensors)
+    else:
+        torch.manual_seed(seed)
+        # appending to an earlier run's history: number steps and epochs after its own
+        state["step_offset"] = history.steps[-1] + 1 if history.steps else 0
+        state["epoch_offset"] = sum(1 for e in history.epochs if not e.get("partial"))
+    history.meta.update(settings, config=model.config.to_dict() if hasattr(model, "config") else None)
+
+    def save() -> None:
+        if checkpoint is not None:
+            extra = {f"bits/{k}": v.to(torch.uint8) for k, v in bits.items()} | _rng_tensors()
+            save_training_checkpoint(checkpoint, model, opt, state=state, history=history, tensors=extra, meta=settings)
+
+    tally = Tally(**state["tally"])
+    step_offset, epoch_offset = state.get("step_offset", 0), state.get("epoch_offset", 0)
+    bar = tqdm(total=total, initial=state["step"], disable=not progress, unit="step", dynamic_ncols=True)
+    try:
+        while state["epoch"] < epochs and state["step"] < total:
+            epoch = state["epoch"]
+            bar.set_description(f"epoch {epoch + 1}/{epochs}")
+            order = _epoch_order(len(train), seed, epoch)
+            batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+            loader = DataLoader(
+                train, batch_sampler=batches[state["batch"] :], collate_fn=default_collate,
+                num_workers=num_workers, generator=torch.Generator(),
+            )  # fmt: skip
+            for batch in loader:
+                if state["step"] >= total:
+                    break
+                x, y = (t.to(device, non_blocking=True) for t in split_batch(batch, task))
+                state["batch"] += 1
+                if language and not bool((y != pad_id).any()):
+                    continue  # a batch of padding only: nothing to learn
+                step = state["step"]
+                model.train()
+                logits = model(x)
+                loss = token_loss(logits, y, loss_pad)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                rate = learning_rate(step, lr, warmup_steps, decay, min_lr_ratio)
+                for group in opt.param_groups:
+                    group["lr"] = rate
+                record = (step + 1) % record_every == 0
+                if record:
+                    norms = layer_grad_norms(model)
+                opt.step()
+                tally.add(logits, y, loss_pad)
+                loss_value = float(loss.detach())
+                history.steps.append(step_offset + step)
+                history.loss.append(loss_value)
+                history.lr.append(rate)
+                if record:
+                    history.grad_steps.append(step_offset + step)
+                    for name, value in norms.items():
+                        history.grad_norms.setdefault(name, []).append(value)
+                    if bits:
+                        now = binary_bits(model)
+                        history.flip_steps.append(step_offset + step)
+                        history.flip_ratio.append(flip_ratio(bits, now))
+                        bits = now
+                state["step"] = step + 1
+                state["tally"] = tally.to_dict()
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{rate:.2e}", refresh=False)
+            finished = state["batch"] >= len(batches)
+            val_metrics = None if val is None else evaluate(model, val, eval_batch_size or batch_size, pad_id, device)
+            record = _epoch_record(epoch_offset + epoch + 1, step_offset + state["step"], tally, val_metrics, language)
+            if finished:
+                state.update(epoch=epoch + 1, batch=0, tally=Tally().to_dict())
+                tally = Tally()
+            else:
+                record["partial"] = True
+            history.epochs.append(record)
+            if progress:
+                bar.write(_format_record(record))
+            if on_epoch is not None:
+                on_epoch(record)
+            save()
+    finally:
+        bar.close()
+    return history
+
+
+def _format_record(record: dict[str, Any]) -> str:
+    """``epoch 3 step 120: train_loss=0.5123 val_acc=0.9112 ...``."""
+    values = " ".join(f"{k}={v:.4f}" for k, v in record.items() if k not in ("epoch", "step", "partial"))
+    suffix = " (partial epoch)" if record.get("partial") else ""
+    return f"epoch {record['epoch']} step {record['step']}: {values}{suffix}"

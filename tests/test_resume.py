@@ -1,0 +1,140 @@
+"""Training checkpoints: pickle-free, and a resumed run equals an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+import torch
+from train_fixtures import counting_sequences, image_model, image_set, language_model
+
+from binedu.train import fit
+from binedu.train_checkpoint import (
+    TrainingCheckpointError,
+    load_trained_model,
+    read_training_checkpoint,
+    save_training_checkpoint,
+)
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize(
+    ("make", "data", "kwargs", "stop"),
+    [
+        # binary image model, Adam, stopped mid-epoch (epochs have 5 batches)
+        (image_model, lambda: image_set(40), dict(optimizer="adam"), 7),
+        # float32 image model with dropout (random numbers must resume too), stopped at an epoch end
+        (lambda: image_model(binary=False), lambda: image_set(40), dict(optimizer="adam"), 5),
+        # binary language model, AdamW with weight decay, padding in the data
+        (language_model, lambda: counting_sequences(40), dict(optimizer="adamw", weight_decay=0.01), 3),
+    ],
+)
+def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, make, data, kwargs, stop):
+    common = dict(epochs=3, batch_size=8, lr=5e-3, warmup_steps=3, record_every=2, seed=7, progress=False) | kwargs
+    val = data()
+    full_model = make()
+    full = fit(full_model, data(), val, max_steps=13, **common)
+
+    path = tmp_path / "run.safetensors"
+    first = fit(make(), data(), val, max_steps=stop, checkpoint=path, **common)
+    assert len(first.steps) == stop
+    torch.manual_seed(12345)  # whatever happened to the global RNG in between must not matter
+    resumed_model = make()  # fresh objects: everything comes from the file
+    resumed = fit(resumed_model, data(), val, max_steps=13, checkpoint=path, resume=True, **common)
+
+    assert same_weights(full_model, resumed_model)
+    assert resumed.to_dict() == full.to_dict()
+    assert read_training_checkpoint(path).state["step"] == 13
+
+
+def test_resume_without_a_file_starts_fresh(tmp_path):
+    path = tmp_path / "new.safetensors"
+    a = fit(image_model(), image_set(20), epochs=1, batch_size=10, checkpoint=path, resume=True, progress=False)
+    b = fit(image_model(), image_set(20), epochs=1, batch_size=10, progress=False)
+    assert a.to_dict() == b.to_dict() and path.is_file()
+
+
+def test_resume_refuses_a_different_batch_size(tmp_path):
+    path = tmp_path / "run.safetensors"
+    fit(image_model(), image_set(20), epochs=1, batch_size=10, checkpoint=path, progress=False)
+    with pytest.raises(ValueError, match="batch_size=10"):
+        fit(image_model(), image_set(20), epochs=2, batch_size=5, checkpoint=path, resume=True, progress=False)
+
+
+def test_checkpoint_round_trips_model_optimizer_and_document(tmp_path):
+    model = language_model()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.randint(0, 12, (2, 8))).sum().backward()
+    opt.step()
+    path = save_training_checkpoint(
+        tmp_path / "c.safetensors", model, opt, state={"step": 1}, meta={"note": "x"}, tensors={"extra/a": torch.ones(2)}
+    )
+    ckpt = read_training_checkpoint(path)
+    assert type(model.config).from_dict(ckpt.config) == model.config and ckpt.state == {"step": 1} and ckpt.meta == {"note": "x"}
+    assert torch.equal(ckpt.tensors["extra/a"], torch.ones(2))
+    assert same_weights(load_trained_model(path), model)
+    fresh = torch.optim.AdamW(language_model(seed=1).parameters(), lr=1e-3)
+    fresh.load_state_dict(ckpt.optimizer_state)
+    a, b = opt.state_dict(), fresh.state_dict()
+    assert a["param_groups"] == b["param_groups"]
+    assert all(torch.equal(a["state"][i][k], b["state"][i][k]) for i in a["state"] for k in a["state"][i])
+
+
+def test_checkpoint_is_plain_safetensors_with_a_json_document(tmp_path):
+    path = save_training_checkpoint(tmp_path / "c.safetensors", image_model())
+    raw = path.read_bytes()
+    (size,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + size])
+    assert header["__metadata__"]["format"] == "binedu-training-checkpoint"
+    assert json.loads(header["__metadata__"]["document"])["config"]["kind"] == "image"
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic write left nothing behind
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda raw: raw[: len(raw) // 2], "not a readable safetensors"),
+        (lambda raw: b"\x00" * 5, "not a readable safetensors"),
+        (lambda raw: b"garbage" * 100, "not a readable safetensors"),
+    ],
+)
+def test_corrupt_checkpoints_raise_a_clear_value_error(tmp_path, damage, message):
+    path = save_training_checkpoint(tmp_path / "c.safetensors", image_model())
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(ValueError, match=message):
+        read_training_checkpoint(path)
+
+
+def test_other_files_are_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    other = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(other))
+    with pytest.raises(TrainingCheckpointError, match="not a binedu training checkpoint"):
+        read_training_checkpoint(other)
+    with pytest.raises(TrainingCheckpointError, match="no training checkpoint"):
+        read_training_checkpoint(tmp_path / "missing.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    save_file({"w": torch.zeros(2)}, str(bad), metadata={"format": "binedu-training-checkpoint", "version": "1", "document": "{"})
+    with pytest.raises(TrainingCheckpointError, match="corrupt checkpoint document"):
+        read_training_checkpoint(bad)
+
+
+def test_parameters_that_do_not_fit_the_config_are_reported(tmp_path):
+    path = save_training_checkpoint(tmp_path / "c.safetensors", image_model())
+    ckpt = read_training_checkpoint(path)
+    small = image_model(widths=((4,), (4,), (4,)))
+    save_training_checkpoint(path, small)
+    # write the tiny model's weights under the small model's config
+    from safetensors.torch import save_file
+
+    doc = json.dumps({"config": small.config.to_dict(), "state": {}, "history": {}, "meta": {}, "optimizer": None})
+    tensors = {f"model/{k}": v.contiguous() for k, v in ckpt.model_state.items()}
+    save_file(tensors, str(path), metadata={"format": "binedu-training-checkpoint", "version": "1", "document": doc})
+    with pytest.raises(TrainingCheckpointError, match="do not fit"):
+        load_trained_model(path)
