@@ -1,0 +1,140 @@
+"""Exercises of notebooks 04 (image model) and 05 (language model): the references agree
+with the paper's formulas and binedu's layers, and wrong answers get a useful "Not yet"."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from binedu.attention_maps import attention_weights
+from binedu.config import IMAGE_CONFIGS
+from binedu.exercises import check, exercises, get_exercise
+from binedu.exercises_models import (
+    bncvl_parameters,
+    future_mask,
+    leaky_future_weight,
+    padfree_perplexity,
+    pooled_size,
+)
+from binedu.metrics import Tally
+
+
+def test_notebooks_04_and_05_have_two_to_four_exercises():
+    assert 2 <= len(exercises("04")) <= 4
+    assert 2 <= len(exercises("05")) <= 4
+
+
+@pytest.mark.parametrize("ex", exercises("04") + exercises("05"), ids=lambda e: e.id)
+def test_reference_is_correct_and_placeholder_is_not_yet(ex, capsys):
+    answer = ex.reference if ex.kind == "function" else ex.expected()
+    assert check(ex.id, answer) is True
+    assert check(ex.id, ...) is False
+    out = capsys.readouterr().out
+    assert "✅ Correct!" in out and "❌ Not yet" in out and ex.hint in out
+
+
+# ---------------------------------------------------------------- 04
+
+
+@given(st.integers(1, 64), st.integers(1, 64), st.integers(1, 7))
+def test_bncvl_parameters_is_kernel_plus_bias(c_in, c_out, f):
+    assert bncvl_parameters(c_in, c_out, f) == f * f * c_in * c_out + c_out
+
+
+@given(st.integers(0, 6), st.integers(0, 300))
+def test_pooled_size_is_what_maxpool_gives(pools, extra):
+    size = 2**pools + extra
+    x = torch.empty(1, 1, size, size, device="meta")
+    for _ in range(pools):
+        x = torch.nn.MaxPool2d(2)(x)
+    assert pooled_size(size, pools) == x.shape[-1]
+
+
+def test_pooled_size_rejects_too_many_pools():
+    with pytest.raises(ValueError, match="cannot go through 3"):
+        pooled_size(7, 3)
+
+
+def test_alg7_count_is_the_sum_of_its_layers_and_not_the_papers_number():
+    c = IMAGE_CONFIGS["paper-3x3"]
+    convs, channels = 0, c.in_channels
+    for block in c.widths:
+        for width in block:
+            convs += bncvl_parameters(channels, width, c.filter_size)
+            channels = width
+    dense, width = 0, channels
+    for units in (*c.dense_units, c.num_classes):
+        dense += width * units + units
+        width = units
+    expected = get_exercise("04.alg7_params").expected()
+    assert expected == convs + dense == 1_403_653  # PAPER.md Sec. 4: built count
+    assert expected != 5_132_165  # what the paper states
+
+
+def test_wrong_bncvl_count_without_bias_is_not_yet(capsys):
+    assert check("04.bncvl_params", lambda i, o, f: f * f * i * o) is False
+    out = capsys.readouterr().out
+    assert "expected 896, got 864" in out
+
+
+def test_ceil_pooling_is_not_yet(capsys):
+    assert check("04.pooled_size", lambda s, n: math.ceil(s / 2**n)) is False
+    assert "for input (28, 3) expected 3, got 4" in capsys.readouterr().out
+
+
+def test_papers_stated_count_is_not_yet_and_the_value_is_not_given_away(capsys):
+    assert check("04.alg7_params", 5_132_165) is False
+    out = capsys.readouterr().out
+    assert "is not right" in out and "1403653" not in out and "1,403,653" not in out
+
+
+# ---------------------------------------------------------------- 05
+
+
+@given(st.integers(1, 12), st.integers(0, 2**31 - 1))
+def test_future_mask_is_where_causal_attention_gives_zero_weight(seq, seed):
+    g = torch.Generator().manual_seed(seed)
+    q, k = torch.randn(1, seq, 4, generator=g), torch.randn(1, seq, 4, generator=g)
+    weights = attention_weights(q, k, num_heads=2)
+    mask = future_mask(seq)
+    assert mask.dtype == torch.bool and mask.shape == (seq, seq)
+    assert bool((weights[..., mask] == 0).all()) and bool((weights[..., ~mask] > 0).all())
+
+
+def test_lower_triangle_mask_is_not_yet(capsys):
+    assert check("05.causal_mask", lambda t: torch.ones(t, t, dtype=torch.bool).tril(-1)) is False
+    assert "for input (2) expected" in capsys.readouterr().out
+
+
+@given(st.integers(2, 64))
+def test_leaky_mask_spreads_equal_scores_over_the_future(seq):
+    assert leaky_future_weight(seq) == pytest.approx((seq - 1) / seq, rel=1e-6)
+
+
+def test_leaky_weight_zero_is_the_causal_answer_and_not_yet(capsys):
+    assert check("05.leaky_weight", 0.0) is False
+    assert check("05.leaky_weight", 7 / 8) is True
+
+
+@given(st.integers(0, 2**31 - 1), st.integers(1, 5))
+def test_perplexity_ignores_padding_added_to_examples(seed, extra):
+    g = torch.Generator().manual_seed(seed)
+    logits, targets = torch.randn(2, 5, 6, generator=g), torch.randint(1, 6, (2, 5), generator=g)
+    pad_logits = torch.randn(2, extra, 6, generator=g)
+    padded = padfree_perplexity(
+        torch.cat([logits, pad_logits], 1), torch.cat([targets, torch.zeros(2, extra).long()], 1), 0
+    )
+    assert padded == pytest.approx(padfree_perplexity(logits, targets, 0), rel=1e-5)
+    tally = Tally()
+    tally.add(logits, targets, pad_id=0)
+    assert padded == pytest.approx(tally.metrics(language=True)["ppl"], rel=1e-5)
+
+
+def test_perplexity_counting_padding_is_not_yet(capsys):
+    def counts_padding(logits, targets, pad_id):
+        return math.exp(float(torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())))
+
+    assert check("05.perplexity", counts_padding) is False
+    assert "for input (" in capsys.readouterr().out
