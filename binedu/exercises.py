@@ -404,3 +404,4 @@ register(
     )
 )
 from . import exercises_deploy  # noqa: E402,F401  (registers the 06/07/08 exercises)
+from . import exercises_models as _exercises_models  # noqa: E402,F401  (registers the 04/05 exercises)
