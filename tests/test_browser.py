@@ -138,7 +138,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def open_notebook(lab: LabServer, browser: Any, artifacts_dir: Path) -> Iterator[Callable[[str], LabNotebookPage]]:
+def open_notebook(browser: Any, lab: LabServer, artifacts_dir: Path) -> Iterator[Callable[[str], LabNotebookPage]]:
     """Open a notebook of lab_root in a fresh browser context; logs are saved afterwards."""
     opened: list[tuple[Any, LabNotebookPage]] = []
 
@@ -157,8 +157,11 @@ def open_notebook(lab: LabServer, browser: Any, artifacts_dir: Path) -> Iterator
 
     yield open_
     for context, page in opened:
-        page.save_logs()
-        context.close()
+        try:  # what the page showed last, passed or failed: the first thing to look at in CI
+            page.screenshot("last")
+        finally:
+            page.save_logs()
+            context.close()
 
 
 def test_harness_widgets_work_in_jupyterlab(open_notebook: Callable[[str], LabNotebookPage]) -> None:
