@@ -30,6 +30,7 @@ from .train_checkpoint import read_training_checkpoint, save_training_checkpoint
 
 __all__ = [
     "fit",
+    "format_record",
     "RECIPES",
     "recipe",
     "resolve_device",
@@ -206,11 +207,11 @@ def fit(
     - ``checkpoint``: a file saved after every epoch and at the end (latent floats,
       optimizer, RNG and progress; see :mod:`binedu.train_checkpoint`); with
       ``resume=True`` an existing one is loaded first and training continues where it
-      stopped, giving the same result as an uninterrupted run.
+      stopped, giving the same result as an uninterrupted run (same arguments needed).
     - ``device``: ``None``/``"auto"`` picks CUDA when available.
     - ``seed`` fixes the data order and dropout: the same seed gives the same history.
-    - ``progress`` shows a ``tqdm.auto`` bar (terminal or JupyterLab); ``on_epoch`` is
-      called with each epoch record.
+    - ``progress`` shows a ``tqdm.auto`` bar (terminal or JupyterLab) with one line per
+      epoch under it; ``on_epoch``, if given, receives each epoch record instead.
     """
     if epochs < 1 or batch_size < 1 or record_every < 1:
         raise ValueError(f"epochs, batch_size and record_every must be >= 1, got {epochs}, {batch_size}, {record_every}")
@@ -247,7 +248,10 @@ def fit(
                 raise ValueError(
                     f"cannot resume {checkpoint}: it was trained with {key}={saved.meta.get(key)!r}, not {settings[key]!r}"
                 )
-        model.load_state_dict(saved.model_state)
+        try:
+            model.load_state_dict(saved.model_state)
+        except RuntimeError as exc:
+            raise ValueError(f"cannot resume {checkpoint}: it holds another model ({exc})") from exc
         if saved.optimizer_state is not None:
             opt.load_state_dict(saved.optimizer_state)
         state, history = saved.state, saved.history
@@ -327,17 +331,17 @@ def fit(
             else:
                 record["partial"] = True
             history.epochs.append(record)
-            if progress:
-                bar.write(_format_record(record))
             if on_epoch is not None:
                 on_epoch(record)
+            elif progress:
+                bar.write(format_record(record))
             save()
     finally:
         bar.close()
     return history
 
 
-def _format_record(record: dict[str, Any]) -> str:
+def format_record(record: dict[str, Any]) -> str:
     """``epoch 3 step 120: train_loss=0.5123 val_acc=0.9112 ...``."""
     values = " ".join(f"{k}={v:.4f}" for k, v in record.items() if k not in ("epoch", "step", "partial"))
     suffix = " (partial epoch)" if record.get("partial") else ""

@@ -31,6 +31,7 @@ __all__ = [
     "TrainingCheckpoint",
     "save_training_checkpoint",
     "read_training_checkpoint",
+    "is_training_checkpoint",
     "model_from_config",
     "load_trained_model",
 ]
@@ -177,6 +178,16 @@ def read_training_checkpoint(path: str | Path) -> TrainingCheckpoint:
         tensors=extra,
         meta=document.get("meta", {}),
     )
+
+
+def is_training_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a file written by :func:`save_training_checkpoint` (reads only
+    the header: cheap even for large checkpoints)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("format") == FORMAT
+    except Exception:  # not a safetensors file at all
+        return False
 
 
 def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:

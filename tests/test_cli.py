@@ -1,0 +1,150 @@
+"""The command line, ``python -m binedu`` (binedu.__main__)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from binedu.__main__ import build_parser, main, plan_train
+from binedu.history import History
+from binedu.train_checkpoint import read_training_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGE = ["train", "--model", "image", "--limit", "40", "--epochs", "2", "--batch-size", "16", "--no-progress"]
+LANGUAGE = ["train", "--model", "language", "--limit", "12", "--max-steps", "2", "--batch-size", "8", "--no-progress"]
+
+
+def final_metrics(stdout: str) -> dict[str, float]:
+    (line,) = [ln for ln in stdout.splitlines() if ln.startswith("final: ")]
+    return {k: float(v) for k, v in (item.split("=") for item in line[len("final: ") :].split())}
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "image"
+    assert main([*IMAGE, "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def language_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "language"
+    assert main([*LANGUAGE, "--out", str(out)]) == 0
+    return out
+
+
+def test_train_image_writes_a_run_folder_and_a_final_line(image_run, capsys):
+    assert {p.name for p in image_run.iterdir()} == {"checkpoint.safetensors", "history.json", "run.json"}
+    history = History.load(image_run / "history.json")
+    assert [e["epoch"] for e in history.epochs] == [1, 2] and len(history.steps) == 2 * 3
+    run = json.loads((image_run / "run.json").read_text())
+    assert run["data"]["name"] == "digits" and run["model"]["num_classes"] == 10 and run["model"]["binary"] is True
+    assert read_training_checkpoint(image_run / "checkpoint.safetensors").state["step"] == 6
+
+
+def test_evaluate_reports_the_runs_validation_metrics(image_run, capsys):
+    assert main(["evaluate", str(image_run)]) == 0
+    metrics = final_metrics(capsys.readouterr().out)
+    last = History.load(image_run / "history.json").epochs[-1]
+    assert metrics["loss"] == pytest.approx(last["val_loss"], abs=1e-4)
+    assert metrics["acc"] == pytest.approx(last["val_acc"], abs=1e-4)
+
+
+def test_train_prints_progress_lines_and_final_metrics(tmp_path, capsys):
+    assert main([*IMAGE, "--epochs", "1", "--out", str(tmp_path / "r"), "--float"]) == 0
+    out = capsys.readouterr().out
+    assert "model: ImageClassifier tiny (float)" in out and "epoch 1 step 3:" in out
+    metrics = final_metrics(out)
+    assert {"epochs", "steps", "train_loss", "val_loss", "train_acc", "val_acc", "best_val_acc"} <= set(metrics)
+
+
+def test_resume_continues_the_run_and_refuses_to_overwrite(tmp_path, capsys):
+    out = str(tmp_path / "r")
+    assert main([*IMAGE, "--max-steps", "2", "--out", out]) == 0
+    assert main([*IMAGE, "--max-steps", "4", "--out", out]) == 1
+    assert "pass --resume" in capsys.readouterr().err
+    assert main([*IMAGE, "--max-steps", "4", "--out", out, "--resume"]) == 0
+    assert History.load(Path(out) / "history.json").steps == [0, 1, 2, 3]
+
+
+def test_language_run_evaluates_and_generates(language_run, capsys):
+    assert (language_run / "tokenizer.json").is_file()
+    assert main(["evaluate", str(language_run), "--limit", "6"]) == 0
+    assert {"loss", "acc", "ppl"} <= set(final_metrics(capsys.readouterr().out))
+    assert main(["generate", str(language_run), "--prompt", "The ", "--max-new-tokens", "5", "--seed", "1"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("The ")
+
+
+def test_paper_presets_are_one_command_each():
+    parse = build_parser().parse_args
+    image = plan_train(parse(["train", "--config", "paper-3x3", "--data-root", "/data/food-101"]))
+    assert image["data"] | {"root": None} == {
+        "kind": "image", "name": "food101", "root": None, "seed": 0, "limit": None, "image_size": 256,
+    }  # fmt: skip
+    assert image["train"] == {
+        "optimizer": "adam", "lr": 1e-4, "batch_size": 64, "epochs": 1000, "warmup_steps": 20, "decay_steps": 1100,
+        "min_lr_ratio": 0.1,
+    }  # fmt: skip
+    lm = plan_train(parse(["train", "--model", "language", "--config", "paper-small", "--epochs", "3"]))
+    assert (lm["data"]["name"], lm["data"]["tokenizer"], lm["data"]["max_len"]) == ("wikitext-103", "wordpiece", 256)
+    assert (lm["train"]["optimizer"], lm["train"]["lr"], lm["train"]["epochs"]) == ("adamw", 1e-5, 3)
+    assert plan_train(parse(["train", "--config", "paper-5x5", "--float"]))["out"] == Path("runs/image-paper-5x5-float")
+
+
+def test_paper_3x3_model_trains_a_step_on_a_folder_of_images(tmp_path, capsys):
+    """Alg. 7 as written (1.4 M parameters), on a class-per-folder fixture at 32x32."""
+    for c, colour in enumerate(("red", "blue")):
+        folder = tmp_path / "images" / f"class{c}"
+        folder.mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (40, 30), colour).save(folder / f"{i}.png")
+    args = ["train", "--config", "paper-3x3", "--data", "folder", "--data-root", str(tmp_path / "images")]
+    args += ["--image-size", "32", "--max-steps", "1", "--batch-size", "4", "--val-fraction", "0.34", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    # Alg. 7 has 1,403,653 parameters with 101 classes; 2 classes drop 99 outputs of 256 weights + 1 bias
+    assert f"ImageClassifier paper-3x3 (binary), {1_403_653 - 99 * 257:,} parameters" in out and "final: " in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "message"),
+    [
+        (["train", "--config", "huge"], 1, "unknown image config 'huge'"),
+        (["train", "--model", "language", "--data", "digits"], 1, "does not fit a language model"),
+        (["train", "--data", "food101"], 1, "needs root="),
+        (["train", "--data", "folder", "--data-root", "/nonexistent/binedu"], 1, "not found"),
+        (["train", "--epochs", "two"], 2, "invalid int value"),
+        (["train", "--model", "audio"], 2, "invalid choice"),
+        (["evaluate", "/nonexistent/run"], 1, "no such file or folder"),
+        (["frobnicate"], 2, "invalid choice"),
+    ],
+)
+def test_bad_arguments_and_data_exit_non_zero_with_one_clear_line(argv, status, message, capsys, tmp_path):
+    assert main(argv) == status
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_evaluate_refuses_a_file_that_is_not_a_model(tmp_path, capsys):
+    bogus = tmp_path / "checkpoint.safetensors"
+    bogus.write_bytes(b"not a checkpoint")
+    assert main(["evaluate", str(bogus)]) == 1
+    assert "error" in capsys.readouterr().err
+
+
+def test_real_subprocesses_train_both_models(tmp_path):
+    for argv in (IMAGE + ["--max-steps", "2"], LANGUAGE):
+        done = subprocess.run(
+            [sys.executable, "-m", "binedu", *argv, "--out", str(tmp_path / argv[2])],
+            cwd=ROOT, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "val_loss" in final_metrics(done.stdout)
+    failed = subprocess.run([sys.executable, "-m", "binedu", "train", "--lr", "fast"], cwd=ROOT, capture_output=True, text=True)
+    assert failed.returncode == 2 and "invalid float value" in failed.stderr
