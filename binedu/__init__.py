@@ -6,6 +6,7 @@ straight-through estimator (Alg. 1) and a parameter-free normalization after eac
 
 from .attention import BinaryMultiheadAttention
 from .bits import pack_bits, unpack_bits
+from .checkpoint import CheckpointError, load_packed, save_packed
 from .config import ImageConfig, LanguageConfig
 from .conv import BinaryConv2d
 from .data import CharTokenizer, WordPieceTokenizer, image_data, text_data
@@ -13,8 +14,10 @@ from .embedding import BinaryEmbedding
 from .image_model import ImageClassifier
 from .language_model import LanguageModel
 from .linear import BinaryLinear
+from .memory import memory_report
 from .model import count_parameters
 from .normalize import Normalize, normalize
+from .packed import pack_model
 from .quantize import quantize, quantize_ste
 from .transformer import BinaryTransformerBlock
 
@@ -41,4 +44,9 @@ __all__ = [
     "count_parameters",
     "pack_bits",
     "unpack_bits",
+    "pack_model",
+    "save_packed",
+    "load_packed",
+    "CheckpointError",
+    "memory_report",
 ]

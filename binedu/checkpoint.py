@@ -1,0 +1,338 @@
+"""Packed checkpoints: the bits of a binary model in one pickle-free file, 32x smaller.
+
+Other binary-network libraries often save the float latent weights, so the "binary"
+file is as large as a float one. :func:`save_packed` writes only what inference needs
+(Section 2: after training only Quant(W) is kept): the packed bits of every layer
+(:mod:`binedu.packed`), their shapes and the model's structure. Nothing is pickled, and
+:func:`load_packed` never unpickles anything: it reads JSON and raw bytes, and builds the
+model from an allow-list of module types.
+
+File format: a `safetensors <https://github.com/huggingface/safetensors>`_ file::
+
+    8 bytes   N, the header length (unsigned little-endian 64-bit integer)
+    N bytes   JSON header: for every tensor its dtype ("U8"), shape and byte range in
+              the data, and "__metadata__", a string -> string table:
+                  "format":           "binedu.packed"
+                  "version":          "1"
+                  "structure":        the module tree (JSON, below)
+                  "structure_sha256": SHA-256 of "structure"
+                  "tensors_sha256":   JSON {tensor name: SHA-256 of its bytes}
+    the data  the tensors' bytes, one after another
+
+The module tree is nested nodes ``{"type": name, "args": {...}, "children": {name: node}}``.
+``type`` is a packed layer (``PackedLinear``, ``PackedConv2d``, ``PackedEmbedding``, whose
+tensors are the ``<path>.<tensor>_bits`` entries), a binedu container
+(``LanguageModel`` and ``ImageClassifier`` with ``args = {"config": ...}``,
+``BinaryTransformerBlock``, ``BinaryMultiheadAttention``), ``Normalize``, or a
+parameter-free ``torch.nn`` module (``Sequential``, ``ReLU``, ``MaxPool2d``, ``Flatten``,
+``Dropout``, ...; see ``TORCH_MODULES``) with its constructor arguments. A user's own
+``nn.Sequential`` of binedu layers therefore round-trips as well as the paper models.
+
+Loading checks everything and raises :class:`CheckpointError` (a ``ValueError``) with a
+clear message for a truncated file, flipped bytes (the SHA-256 sums), a foreign file
+(no binedu metadata: a random file, a pickle, another program's safetensors file) or a
+structure that does not match its tensors. The skeleton of the model is built on the
+``meta`` device, so no float weight is ever allocated; the bits are assigned directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from .attention import BinaryMultiheadAttention
+from .config import _tuples
+from .image_model import ImageClassifier
+from .io import atomic_write
+from .language_model import LanguageModel
+from .model import ConfigModel
+from .normalize import Normalize
+from .packed import PACKED_LAYERS, PackedLayer, _normalizes, pack_model
+from .transformer import BinaryTransformerBlock
+
+__all__ = ["CheckpointError", "save_packed", "load_packed", "FORMAT", "VERSION", "TORCH_MODULES"]
+
+FORMAT = "binedu.packed"
+VERSION = "1"
+
+TORCH_MODULES: dict[str, type[nn.Module]] = {
+    name: getattr(nn, name)
+    for name in (
+        "Identity", "ReLU", "ReLU6", "LeakyReLU", "GELU", "SiLU", "Tanh", "Sigmoid", "Softmax",
+        "LogSoftmax", "Flatten", "Unflatten", "Dropout", "Dropout1d", "Dropout2d", "MaxPool1d",
+        "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
+        "AdaptiveMaxPool2d",
+    )
+}  # fmt: skip
+"""Parameter-free ``torch.nn`` modules a packed checkpoint may contain."""
+
+_CONTAINERS: dict[str, type[nn.Module]] = {
+    "Sequential": nn.Sequential,
+    "ModuleList": nn.ModuleList,
+    "ModuleDict": nn.ModuleDict,
+}
+_PACKED: dict[str, type[PackedLayer]] = {cls.__name__: cls for cls in PACKED_LAYERS.values()}
+_BINEDU: dict[str, type[nn.Module]] = {
+    cls.__name__: cls for cls in (LanguageModel, ImageClassifier, BinaryTransformerBlock, BinaryMultiheadAttention)
+}
+
+
+class CheckpointError(ValueError):
+    """A file that is not a valid binedu packed checkpoint (truncated, corrupted or foreign)."""
+
+
+def _torch_args(module: nn.Module, path: str) -> dict[str, Any]:
+    """Constructor arguments of a parameter-free torch module, read from its attributes."""
+    args = {}
+    for name, param in inspect.signature(type(module).__init__).parameters.items():
+        if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        if not hasattr(module, name):
+            raise ValueError(f"save_packed cannot store {path} ({type(module).__name__}): no attribute {name!r}")
+        args[name] = getattr(module, name)
+    return args
+
+
+def _describe(module: nn.Module, path: str) -> tuple[str, dict[str, Any]]:
+    """``(type name, constructor arguments)`` of a module as a checkpoint stores it; a
+    binary layer is described as the packed layer that holds its bits."""
+    kind = type(module)
+    if isinstance(module, PackedLayer):
+        return kind.__name__, module.args()
+    if kind in PACKED_LAYERS:
+        return PACKED_LAYERS[kind].__name__, PACKED_LAYERS[kind].args_of(module)
+    if isinstance(module, ConfigModel) and kind in _BINEDU.values():
+        return kind.__name__, {"config": module.config.to_dict()}
+    if kind is BinaryMultiheadAttention:
+        return kind.__name__, dict(
+            embed_dim=module.embed_dim,
+            num_heads=module.num_heads,
+            leaky_mask=module.leaky_mask,
+            normalize=_normalizes(module.query),
+        )
+    if kind is BinaryTransformerBlock:
+        return kind.__name__, dict(
+            embed_dim=module.embed_dim,
+            num_heads=module.attention.num_heads,
+            ff_dim=module.ff_dim,
+            leaky_mask=module.attention.leaky_mask,
+            normalize=_normalizes(module.ff1),
+        )
+    if kind is Normalize and not module.affine:
+        return "Normalize", dict(num_features=module.num_features, mode=module.mode)
+    if kind in _CONTAINERS.values():
+        return kind.__name__, {}
+    if kind in TORCH_MODULES.values():
+        return kind.__name__, _torch_args(module, path)
+    raise ValueError(
+        f"save_packed cannot store {path} ({kind.__name__}): a packed checkpoint holds binedu layers, "
+        f"binedu models, nn.Sequential/ModuleList/ModuleDict and the parameter-free modules {sorted(TORCH_MODULES)}"
+    )
+
+
+def _json(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
+def _structure(module: nn.Module, path: str = "") -> dict[str, Any]:
+    kind, args = _describe(module, path or "the model")
+    node: dict[str, Any] = {"type": kind, "args": args}
+    if not isinstance(module, PackedLayer):
+        node["children"] = {
+            name: _structure(child, f"{path}.{name}" if path else name) for name, child in module.named_children()
+        }
+    return node
+
+
+def _sha256(t: torch.Tensor) -> str:
+    return hashlib.sha256(memoryview(t.numpy()).cast("B")).hexdigest()
+
+
+def save_packed(model: nn.Module, path: str | Path) -> Path:
+    """Write ``model``'s bits, shapes and structure to ``path`` (format in the module
+    docstring), atomically: a failed save leaves any earlier file intact.
+
+    ``model`` is a packed model (:func:`~binedu.pack_model`) or a binary one, which is
+    packed first. Returns the path.
+    """
+    if any(True for _ in model.parameters()):
+        model = pack_model(model)
+    structure = json.dumps(_structure(model))  # child order matters: no sort_keys
+    tensors = {}
+    for name, t in model.state_dict().items():
+        if t.dtype != torch.uint8:
+            raise ValueError(f"save_packed: tensor {name!r} is {t.dtype}, not packed bits (uint8)")
+        tensors[name] = t.detach().cpu().contiguous()
+    metadata = {
+        "format": FORMAT,
+        "version": VERSION,
+        "structure": structure,
+        "structure_sha256": hashlib.sha256(structure.encode()).hexdigest(),
+        "tensors_sha256": json.dumps({name: _sha256(t) for name, t in tensors.items()}, sort_keys=True),
+    }
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def _read_header(path: Path) -> dict[str, Any]:
+    """The safetensors JSON header, after checking that the file is exactly as long as
+    the header says (a truncated or extended file fails here)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        start = f.read(8)
+        if len(start) < 8:
+            raise CheckpointError(f"{path} is not a binedu packed checkpoint: only {size} bytes long")
+        (length,) = struct.unpack("<Q", start)
+        if length > size - 8:
+            raise CheckpointError(
+                f"{path} is not a binedu packed checkpoint, or is truncated: its header claims "
+                f"{length} bytes but the file has {size}"
+            )
+        raw = f.read(length)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path} is not a binedu packed checkpoint: its header is not JSON ({err})") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path} is not a binedu packed checkpoint: its header is not a JSON object")
+    try:
+        ends = [int(entry["data_offsets"][1]) for key, entry in header.items() if key != "__metadata__"]
+    except (KeyError, TypeError, IndexError, ValueError):
+        raise CheckpointError(f"{path} is corrupted: malformed tensor entries in its header") from None
+    data = size - 8 - length
+    if max(ends, default=0) != data:
+        raise CheckpointError(
+            f"{path} is truncated or corrupted: its tensors need {max(ends, default=0)} bytes of data, "
+            f"the file holds {data}"
+        )
+    return header
+
+
+def _metadata(path: Path, header: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The checked structure tree and tensor checksums from the header's metadata."""
+    meta = header.get("__metadata__")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is a safetensors file but not a binedu packed checkpoint (no {FORMAT!r} metadata); "
+            "write one with binedu.save_packed"
+        )
+    if meta.get("version") != VERSION:
+        raise CheckpointError(
+            f"{path} is a binedu packed checkpoint of version {meta.get('version')!r}; this binedu reads {VERSION!r}"
+        )
+    structure = meta.get("structure", "")
+    if hashlib.sha256(structure.encode()).hexdigest() != meta.get("structure_sha256"):
+        raise CheckpointError(f"{path} is corrupted: its structure does not match its SHA-256 checksum")
+    try:
+        tree = json.loads(structure)
+        sums = json.loads(meta.get("tensors_sha256", ""))
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path} is corrupted: unreadable metadata ({err})") from None
+    if not isinstance(tree, dict) or not isinstance(sums, dict):
+        raise CheckpointError(f"{path} is corrupted: malformed structure or checksums")
+    return tree, sums
+
+
+def _construct(kind: str, args: dict[str, Any]) -> nn.Module:
+    if kind in _PACKED:
+        return _PACKED[kind](**args)
+    if kind in ("LanguageModel", "ImageClassifier"):
+        cls = _BINEDU[kind]
+        if set(args) != {"config"} or not isinstance(args["config"], dict):
+            raise ValueError("expected args {'config': {...}}")
+        config = cls.config_class.from_dict(args["config"])
+        if not config.binary:
+            raise ValueError("a packed model must be binary (binary=True)")
+        return cls(config)
+    if kind in _BINEDU:
+        return _BINEDU[kind](**args)
+    if kind == "Normalize":
+        return Normalize(**args)
+    if kind in _CONTAINERS:
+        if args:
+            raise ValueError(f"{kind} takes no arguments")
+        return _CONTAINERS[kind]()
+    if kind in TORCH_MODULES:
+        return TORCH_MODULES[kind](**args)
+    raise ValueError(f"unknown module type {kind!r}")
+
+
+def _build(node: Any, path: str, reference: nn.Module | None, file: Path) -> nn.Module:
+    """Build one node of the tree on the meta device. ``reference`` is what the parent's
+    own constructor made at this place (a binedu model builds its layers itself): the
+    stored node must describe the same module, binary layers standing for packed ones."""
+    where = path or "the model"
+    if not isinstance(node, dict) or not isinstance(node.get("type"), str) or not isinstance(node.get("args"), dict):
+        raise CheckpointError(f"{file} is corrupted: malformed structure node at {where}")
+    kind, args = node["type"], node["args"]
+    try:
+        module = _construct(kind, {k: _tuples(v) for k, v in args.items()})
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{file}: cannot build {where} as {kind}({args}): {err}") from None
+    if reference is not None and _json(_describe(reference, where)) != [kind, args]:
+        expected = _describe(reference, where)
+        raise CheckpointError(
+            f"{file}: {where} is stored as {kind}({args}) but the model expects {expected[0]}({expected[1]})"
+        )
+    if isinstance(module, PackedLayer):  # built whole from its arguments
+        if "children" in node:
+            raise CheckpointError(f"{file} is corrupted: packed layer {where} has children")
+        return module
+    children = node.get("children", {})
+    if not isinstance(children, dict) or (children and kind not in _BINEDU and kind not in _CONTAINERS):
+        raise CheckpointError(f"{file} is corrupted: malformed children at {where}")
+    # a binedu model builds its own layers: the stored ones must be the same, packed
+    refs = dict(module.named_children()) if kind in _BINEDU else None
+    if refs is None and reference is not None:
+        refs = dict(reference.named_children())
+    if refs is not None and list(children) != list(refs):
+        raise CheckpointError(f"{file}: {where} ({kind}) has children {list(children)}, expected {list(refs)}")
+    for name, child in children.items():
+        module._modules[name] = _build(child, f"{path}.{name}" if path else name, refs and refs[name], file)
+    return module
+
+
+def load_packed(path: str | Path) -> nn.Module:
+    """Read a file written by :func:`save_packed` and return the packed model (eval mode).
+
+    Raises :class:`CheckpointError` for a file that is truncated, corrupted, foreign or
+    inconsistent, and ``FileNotFoundError`` if there is no file. Nothing is unpickled.
+    """
+    path = Path(path)
+    header = _read_header(path)
+    tree, sums = _metadata(path, header)
+    with torch.device("meta"):
+        model = _build(tree, "", None, path)
+    expected = model.state_dict()
+    stored = {k: v for k, v in header.items() if k != "__metadata__"}
+    if set(stored) != set(expected) or set(sums) != set(expected):
+        missing, extra = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
+        raise CheckpointError(f"{path}: tensors do not match the structure (missing {missing}, unexpected {extra})")
+    for name, t in expected.items():
+        entry = stored[name]
+        if not isinstance(entry, dict) or entry.get("dtype") != "U8" or entry.get("shape") != list(t.shape):
+            raise CheckpointError(
+                f"{path}: tensor {name!r} is {entry.get('dtype') if isinstance(entry, dict) else entry} "
+                f"{entry.get('shape') if isinstance(entry, dict) else ''}, expected U8 {list(t.shape)}"
+            )
+    tensors = {}
+    try:
+        with safe_open(path, framework="pt") as f:
+            for name in expected:
+                tensors[name] = f.get_tensor(name)
+    except Exception as err:  # the safetensors reader's own checks (offsets, sizes)
+        raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from None
+    for name, t in tensors.items():
+        if _sha256(t) != sums[name]:
+            raise CheckpointError(f"{path} is corrupted: tensor {name!r} does not match its SHA-256 checksum")
+    model.load_state_dict(tensors, strict=True, assign=True)
+    return model.eval()

@@ -1,0 +1,502 @@
+"""Packed inference: a trained binary model that holds its bits and nothing else.
+
+During training every binary layer keeps float32 latent weights (Alg. 1); its forward
+pass only ever uses their bits, Quant(W) (Eq. 1). After training the latents can go
+(Section 2): :func:`pack_model` replaces every binedu layer by a *packed* layer whose
+only tensors are ``uint8`` buffers holding 8 bits per byte (:func:`binedu.pack_bits`),
+32x less than float32. The model around the layers (attention, transformer blocks, the
+paper models and a user's ``nn.Sequential``) is kept, so a packed model is called exactly
+like the binary one and gives the same outputs (up to float rounding).
+
+Packed layers never rebuild a whole float weight. A dense layer computes ``W x`` from the
+bits in one of two ways (:func:`packed_matmul`):
+
+* ``"lut"``: multiplication-free lookup tables over groups of 8 input bits
+  (:func:`lut_matmul`), the way 1-bit inference engines do it; fastest for one or a few
+  input rows, because it reads 32x fewer weight bytes than a float32 matrix-vector
+  product;
+* ``"dense"``: unpack a bounded chunk of output rows to a 0/1 float matrix and multiply
+  (:func:`dense_matmul`); fastest for many rows, where the matrix product is compute-bound.
+
+``"auto"`` (the default) picks ``"lut"`` for at most :data:`LUT_MAX_ROWS` rows. Packed
+models are for inference only: they have no parameters and cannot be trained.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import BinaryModule
+from .bits import pack_bits, packed_length, unpack_bits
+from .conv import BinaryConv2d
+from .embedding import BinaryEmbedding, check_tokens
+from .linear import BinaryLinear
+from .model import ConfigModel
+from .normalize import make_norm
+from .quantize import quantize
+
+__all__ = [
+    "pack_model",
+    "PackedLayer",
+    "PackedLinear",
+    "PackedConv2d",
+    "PackedEmbedding",
+    "BitLayout",
+    "packed_matmul",
+    "lut_matmul",
+    "dense_matmul",
+    "unpack_float",
+    "PACKED_LAYERS",
+    "METHODS",
+    "LUT_MAX_ROWS",
+    "CHUNK_ELEMENTS",
+]
+
+METHODS = ("auto", "lut", "dense")
+LUT_MAX_ROWS = 2
+"""``"auto"`` uses the lookup-table kernel for at most this many input rows (measured
+crossover on a 2-core CPU with ``bench/bench_speed.py``)."""
+CHUNK_ELEMENTS = 1 << 20
+"""Work per chunk, in elements: at most this many weights are unpacked to float32 at a
+time (4 MiB), and the lookup-table kernel gathers at most this many table entries."""
+
+# Row v holds the 8 bits of byte value v, least significant first: unpacking a byte to
+# floats is one table lookup (same result as ``unpack_bits``, done in one step).
+_BYTE_BITS = unpack_bits(torch.arange(256, dtype=torch.uint8).unsqueeze(1), 8).float()
+
+
+def unpack_float(packed: torch.Tensor, count: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The first ``count`` bits along the last axis of ``packed`` as a 0/1 float tensor
+    (``unpack_bits(packed, count).to(dtype)``, by one lookup per byte)."""
+    bits = F.embedding(packed.int(), _BYTE_BITS.to(dtype)).flatten(-2)
+    return bits[..., :count]
+
+
+def lut_matmul(x: torch.Tensor, weight_bits: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+    """``x @ W`` for a 0/1 matrix ``W`` of shape ``(n_x, n_units)`` stored as
+    ``weight_bits = pack_bits(W, dim=0)``, without a single multiplication.
+
+    How 1-bit inference engines do it: byte ``g`` of output column ``u`` holds the bits of
+    ``W[8g : 8g + 8, u]``, so it says which of the 8 inputs ``x[8g : 8g + 8]`` are summed.
+    There are only 256 possible bytes, so first build, for every group ``g``, the table
+
+        T[g, v] = sum of x[8g + j] over the bits j set in v     (v = 0 .. 255)
+
+    with 255 additions (``T[g, v + 2**j] = T[g, v] + x[8g + j]`` for ``v < 2**j``); then
+    every output is ``y[u] = sum_g T[g, byte[g, u]]``: one table lookup and one addition
+    per 8 weights. Building the tables costs ``n_x / 8 * 256`` additions per input row,
+    shared by all ``n_units`` outputs, and the weights are read as bytes: 32x fewer than
+    float32, which is what makes it fast for one input row (memory-bound). For many rows
+    the tables grow with the batch and :func:`dense_matmul` wins.
+
+    ``x`` is ``(rows, n_x)``; the result is ``(rows, n_units)``.
+    """
+    rows, n_x = x.shape
+    groups_count, n_units = weight_bits.shape
+    groups = F.pad(x, (0, 8 * groups_count - n_x)).unflatten(-1, (groups_count, 8))  # (rows, G, 8)
+    table = x.new_zeros(rows, groups_count, 256)
+    for j in range(8):  # T[..., v + 2**j] = T[..., v] + x_j: every subset sum, additions only
+        size = 1 << j
+        table[..., size : 2 * size] = table[..., :size] + groups[..., j : j + 1]
+    out = x.new_zeros(rows, n_units)
+    step = max(1, chunk_elements // max(1, rows * n_units))  # groups per chunk
+    for g in range(0, groups_count, step):
+        index = weight_bits[g : g + step].long().expand(rows, -1, -1)  # (rows, step, n_units)
+        out += table[:, g : g + step].gather(2, index).sum(1)
+    return out
+
+
+def dense_matmul(x: torch.Tensor, weight_bits: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+    """``x @ W`` like :func:`lut_matmul`, by unpacking at most ``chunk_elements`` weights
+    (a block of output columns) to a 0/1 float matrix at a time and multiplying it."""
+    rows, n_x = x.shape
+    groups_count, n_units = weight_bits.shape
+    out = x.new_empty(rows, n_units)
+    step = max(1, chunk_elements // (8 * groups_count))  # output columns per chunk
+    for u in range(0, n_units, step):
+        w = unpack_float(weight_bits[:, u : u + step].t(), n_x, x.dtype)  # (step, n_x)
+        out[:, u : u + step] = x @ w.t()
+    return out
+
+
+def packed_matmul(x: torch.Tensor, weight_bits: torch.Tensor, method: str = "auto") -> torch.Tensor:
+    """``x @ W`` over the last axis of ``x`` (any leading axes) for packed ``W``; ``method``
+    is ``"lut"``, ``"dense"`` or ``"auto"`` (``"lut"`` for at most :data:`LUT_MAX_ROWS`
+    rows)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown packed method {method!r}; use one of {METHODS}")
+    flat = x.reshape(-1, x.shape[-1])
+    if method == "auto":
+        method = "lut" if flat.shape[0] <= LUT_MAX_ROWS else "dense"
+    out = (lut_matmul if method == "lut" else dense_matmul)(flat, weight_bits)
+    return out.reshape(*x.shape[:-1], weight_bits.shape[1])
+
+
+@dataclass(frozen=True)
+class BitLayout:
+    """How the bits of one latent tensor are stored.
+
+    A tensor of shape ``shape`` is packed along its trailing axes, one packed row per
+    entry of its first axis (biases: one row). ``kernel_first=True`` stores a dense
+    ``(n_units, n_x)`` kernel as the paper writes it, ``(n_x, n_units)``, packed along
+    ``n_x``: the layout :func:`lut_matmul` reads.
+    """
+
+    shape: tuple[int, ...]
+    kernel_first: bool = False
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def packed_shape(self) -> tuple[int, ...]:
+        if self.kernel_first:
+            n_units, n_x = self.shape
+            return (packed_length(n_x), n_units)
+        if len(self.shape) == 1:
+            return (packed_length(self.shape[0]),)
+        return (self.shape[0], packed_length(math.prod(self.shape[1:])))
+
+    def pack(self, bits: torch.Tensor) -> torch.Tensor:
+        """0/1 tensor of ``shape`` -> its ``uint8`` bytes of ``packed_shape``."""
+        if tuple(bits.shape) != self.shape:
+            raise ValueError(f"expected bits of shape {self.shape}, got {tuple(bits.shape)}")
+        if self.kernel_first:
+            return pack_bits(bits.t(), dim=0).contiguous()
+        return pack_bits(bits if len(self.shape) == 1 else bits.flatten(1)).contiguous()
+
+    def unpack(self, packed: torch.Tensor) -> torch.Tensor:
+        """The bytes back to the 0/1 float32 tensor of ``shape``."""
+        if self.kernel_first:
+            return unpack_bits(packed, self.shape[1], dim=0).t().float()
+        if len(self.shape) == 1:
+            return unpack_bits(packed, self.numel).float()
+        return unpack_bits(packed, math.prod(self.shape[1:])).reshape(self.shape).float()
+
+
+class PackedLayer(BinaryModule):
+    """Base of the packed layers: ``uint8`` bit buffers (one per latent tensor of the
+    binary layer, named ``<tensor>_bits``) and the binary layer's
+    ``Normalize -> Activation`` tail (:meth:`BinaryModule.finish`).
+
+    A packed layer is built empty from its arguments (``PackedLinear(768, 768)``) or from
+    a trained binary layer (:meth:`from_binary`). It has no parameters; its buffers are
+    the only state, and :meth:`binary_parameters` unpacks them to the binary layer's
+    0/1 tensors.
+    """
+
+    binary_type: ClassVar[type[BinaryModule]]
+
+    def layouts(self) -> dict[str, BitLayout]:
+        """How each latent tensor of the binary layer is stored, by name."""
+        raise NotImplementedError
+
+    def args(self) -> dict[str, Any]:
+        """The constructor arguments (plain JSON values) that rebuild this layer empty."""
+        raise NotImplementedError
+
+    @classmethod
+    def args_of(cls, layer: BinaryModule) -> dict[str, Any]:
+        """The constructor arguments of the packed layer that holds ``layer``'s bits."""
+        raise NotImplementedError
+
+    def _register_bits(self) -> None:
+        for name, layout in self.layouts().items():
+            self.register_buffer(f"{name}_bits", torch.zeros(layout.packed_shape, dtype=torch.uint8))
+
+    @classmethod
+    def from_binary(cls, layer: BinaryModule) -> PackedLayer:
+        """Pack a trained binary layer: Eq. 1 on each latent tensor, then 8 bits a byte."""
+        if type(layer) is not cls.binary_type:
+            raise ValueError(f"{cls.__name__} packs a {cls.binary_type.__name__}, got {type(layer).__name__}")
+        if not layer.binary:
+            raise ValueError(
+                f"{type(layer).__name__} was built with binary=False: its float weights are the model, "
+                "there are no bits to pack"
+            )
+        learnable = [name for name, _ in layer.named_parameters() if "." in name]  # not the layer's own
+        if learnable:
+            raise ValueError(
+                f"{type(layer).__name__} has a learnable normalization (affine=True): its float "
+                f"parameters {learnable} cannot be stored as bits"
+            )
+        packed = cls(**cls.args_of(layer))
+        layouts = packed.layouts()
+        for name, p in layer.named_parameters(recurse=False):
+            getattr(packed, f"{name}_bits").copy_(layouts[name].pack(quantize(p.detach())))
+        return packed.eval()
+
+    def bits(self, name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """One latent tensor's bits as a 0/1 float tensor (for small tensors: biases)."""
+        return self.layouts()[name].unpack(getattr(self, f"{name}_bits")).to(dtype)
+
+    def binary_parameters(self) -> dict[str, torch.Tensor]:
+        """The 0/1 tensors by name, exactly as the binary layer's ``binary_parameters()``."""
+        return {name: layout.unpack(getattr(self, f"{name}_bits")) for name, layout in self.layouts().items()}
+
+    def num_bits(self) -> int:
+        """Number of parameters (one bit each) this layer stores."""
+        return sum(layout.numel for layout in self.layouts().values())
+
+
+def _normalizes(layer: BinaryModule) -> bool:
+    """Whether a layer normalizes its output (``normalize=False`` is the ablation)."""
+    return not isinstance(layer.norm, nn.Identity)
+
+
+class PackedLinear(PackedLayer):
+    """Packed BNFCL (Alg. 2): ``Activation(Normalize(W_b x + b_b))`` from the bits.
+
+    ``weight_bits`` is the paper's ``(n_x, n_units)`` kernel packed along ``n_x``:
+    ``(ceil(in_features / 8), out_features)`` bytes; ``bias_bits`` the packed bias. Set
+    ``.method`` to ``"lut"``, ``"dense"`` or ``"auto"`` (see :func:`packed_matmul`).
+    """
+
+    binary_type = BinaryLinear
+
+    def __init__(
+        self, in_features: int, out_features: int, activation: str | None = None, *, normalize: bool = True
+    ) -> None:
+        super().__init__(out_features, activation, normalize=normalize, affine=False)
+        self.in_features = in_features
+        self.out_features = out_features
+        self.method = "auto"
+        self._register_bits()
+
+    def layouts(self) -> dict[str, BitLayout]:
+        return {
+            "weight": BitLayout((self.out_features, self.in_features), kernel_first=True),
+            "bias": BitLayout((self.out_features,)),
+        }
+
+    def args(self) -> dict[str, Any]:
+        return dict(
+            in_features=self.in_features,
+            out_features=self.out_features,
+            activation=self.activation,
+            normalize=_normalizes(self),
+        )
+
+    @classmethod
+    def args_of(cls, layer: BinaryLinear) -> dict[str, Any]:
+        return dict(
+            in_features=layer.in_features,
+            out_features=layer.out_features,
+            activation=layer.activation,
+            normalize=_normalizes(layer),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"PackedLinear expects inputs with {self.in_features} features in the last "
+                f"axis, got shape {tuple(x.shape)}"
+            )
+        z = packed_matmul(x, self.weight_bits, self.method) + self.bits("bias", x.dtype)
+        return self.finish(z)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, {self.out_features}, activation={self.activation!r}, method={self.method!r}"
+
+
+class PackedConv2d(PackedLayer):
+    """Packed BNCVL (Alg. 3, Eq. 2), stride 1, "same" padding.
+
+    ``weight_bits`` holds each output channel's ``in_channels * k * k`` kernel bits in one
+    packed row; the convolution unpacks at most :data:`CHUNK_ELEMENTS` weights (a block of
+    output channels) at a time.
+    """
+
+    binary_type = BinaryConv2d
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        activation: str | None = None,
+        *,
+        normalize: bool = True,
+        norm_mode: str = "channels",
+    ) -> None:
+        if norm_mode not in ("channels", "chw"):
+            raise ValueError(f"PackedConv2d norm_mode must be 'channels' or 'chw', got {norm_mode!r}")
+        super().__init__(out_channels, activation, normalize=normalize, affine=False, norm_mode=norm_mode)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = kernel_size
+        self.norm_mode = norm_mode
+        self._register_bits()
+
+    def layouts(self) -> dict[str, BitLayout]:
+        k = self.kernel_size
+        return {
+            "weight": BitLayout((self.out_channels, self.in_channels, k, k)),
+            "bias": BitLayout((self.out_channels,)),
+        }
+
+    def args(self) -> dict[str, Any]:
+        return dict(
+            in_channels=self.in_channels,
+            out_channels=self.out_channels,
+            kernel_size=self.kernel_size,
+            activation=self.activation,
+            normalize=_normalizes(self),
+            norm_mode=self.norm_mode,
+        )
+
+    @classmethod
+    def args_of(cls, layer: BinaryConv2d) -> dict[str, Any]:
+        mode = layer.norm.mode if hasattr(layer.norm, "mode") else "channels"
+        return dict(
+            in_channels=layer.in_channels,
+            out_channels=layer.out_channels,
+            kernel_size=layer.kernel_size,
+            activation=layer.activation,
+            normalize=_normalizes(layer),
+            norm_mode=mode,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"PackedConv2d expects (batch, {self.in_channels}, height, width) inputs, got shape {tuple(x.shape)}"
+            )
+        k = self.kernel_size
+        fan_in = self.in_channels * k * k
+        step = max(1, CHUNK_ELEMENTS // fan_in)
+        parts = []
+        for c in range(0, self.out_channels, step):
+            w = unpack_float(self.weight_bits[c : c + step], fan_in, x.dtype)
+            parts.append(F.conv2d(x, w.reshape(-1, self.in_channels, k, k), padding="same"))
+        z = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
+        return self.finish(z + self.bits("bias", x.dtype).view(-1, 1, 1))
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, activation={self.activation!r}"
+        )
+
+
+class PackedEmbedding(PackedLayer):
+    """Packed BEMBL (Alg. 4): the rows of the packed tables that the tokens and
+    positions pick are unpacked, nothing else (one-hot times 0/1 matrix = row lookup)."""
+
+    binary_type = BinaryEmbedding
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, max_len: int, *, normalize: bool = True) -> None:
+        super().__init__(embedding_dim, None, normalize=normalize, affine=False)
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        self.max_len = max_len
+        self.position_norm = make_norm(embedding_dim, binary=True, normalize=normalize, affine=False)
+        self._register_bits()
+
+    def layouts(self) -> dict[str, BitLayout]:
+        d = self.embedding_dim
+        return {
+            "weight": BitLayout((self.num_embeddings, d)),
+            "bias": BitLayout((d,)),
+            "position_weight": BitLayout((self.max_len, d)),
+            "position_bias": BitLayout((d,)),
+        }
+
+    def args(self) -> dict[str, Any]:
+        return dict(
+            num_embeddings=self.num_embeddings,
+            embedding_dim=self.embedding_dim,
+            max_len=self.max_len,
+            normalize=_normalizes(self),
+        )
+
+    @classmethod
+    def args_of(cls, layer: BinaryEmbedding) -> dict[str, Any]:
+        return dict(
+            num_embeddings=layer.num_embeddings,
+            embedding_dim=layer.embedding_dim,
+            max_len=layer.max_len,
+            normalize=_normalizes(layer),
+        )
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        check_tokens(tokens, self.num_embeddings, self.max_len)
+        d = self.embedding_dim
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        tok = unpack_float(self.weight_bits[tokens], d) + self.bits("bias")
+        pos = unpack_float(self.position_weight_bits[positions], d) + self.bits("position_bias")
+        return self.finish(tok) + self.position_norm(pos)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}, max_len={self.max_len}"
+
+
+PACKED_LAYERS: dict[type[nn.Module], type[PackedLayer]] = {
+    BinaryLinear: PackedLinear,
+    BinaryConv2d: PackedConv2d,
+    BinaryEmbedding: PackedEmbedding,
+}
+"""Which packed layer holds the bits of which binedu layer."""
+
+
+def _shell(module: nn.Module) -> nn.Module:
+    """A shallow copy of a parameter-free module, with its own (still filled) child
+    table, so that replacing children leaves ``module`` untouched."""
+    shell = type(module).__new__(type(module))
+    shell.__dict__.update({k: copy.copy(v) if isinstance(v, dict | set) else v for k, v in vars(module).items()})
+    return shell
+
+
+def _pack(module: nn.Module, name: str, method: str) -> nn.Module:
+    label = name or type(module).__name__
+    if isinstance(module, PackedLayer):
+        return module
+    kind = PACKED_LAYERS.get(type(module))
+    if kind is not None:
+        try:
+            packed = kind.from_binary(module)
+        except ValueError as err:
+            raise ValueError(f"cannot pack {label}: {err}") from None
+        if isinstance(packed, PackedLinear):
+            packed.method = method
+        return packed
+    own = [n for n, _ in module.named_parameters(recurse=False)] + [n for n, _ in module.named_buffers(recurse=False)]
+    if own:
+        raise ValueError(
+            f"cannot pack {label} ({type(module).__name__}): it holds float tensors {own} that are not "
+            "the parameters of a binedu binary layer; only binedu layers and parameter-free modules "
+            "(ReLU, MaxPool2d, Flatten, Dropout, ...) can be packed"
+        )
+    shell = _shell(module)
+    for child_name, child in module.named_children():
+        shell._modules[child_name] = _pack(child, f"{name}.{child_name}" if name else child_name, method)
+    return shell
+
+
+def pack_model(model: nn.Module, method: str = "auto") -> nn.Module:
+    """An inference-only copy of ``model`` that holds nothing but packed bits.
+
+    Every binedu layer (:class:`~binedu.BinaryLinear`, :class:`~binedu.BinaryConv2d`,
+    :class:`~binedu.BinaryEmbedding`) is replaced by its packed counterpart; every other
+    module must be parameter-free (attention, transformer blocks, ``nn.Sequential``,
+    ``ReLU``, ``MaxPool2d``, ...) and is shallow-copied, so a packed paper model keeps its
+    class, its ``config`` and its call signature. ``model`` itself is not changed. The
+    result is in eval mode; ``method`` sets how the packed dense layers multiply (see
+    :func:`packed_matmul`); layers of ``model`` that are packed already are shared, not
+    copied. A float model (``binary=False``) or a module with float parameters that are
+    not binedu layer weights raises a ``ValueError`` naming it.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown packed method {method!r}; use one of {METHODS}")
+    if isinstance(model, ConfigModel) and not getattr(model.config, "binary", True):
+        raise ValueError(
+            f"cannot pack a float {type(model).__name__} (binary=False): only binary models have bits to store"
+        )
+    return _pack(model, "", method).eval()
