@@ -1,0 +1,327 @@
+"""Packed checkpoints: round trips, and CheckpointError for anything that is not one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+import binedu.checkpoint as checkpoint_module
+from binedu import (
+    BinaryConv2d,
+    BinaryEmbedding,
+    BinaryLinear,
+    BinaryTransformerBlock,
+    CheckpointError,
+    ImageClassifier,
+    LanguageModel,
+    load_packed,
+    pack_model,
+    save_packed,
+)
+from binedu.packed import PackedLinear
+
+
+def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+    return model.eval()
+
+
+def assert_same_model(a: nn.Module, b: nn.Module) -> None:
+    """Same class, same structure, bit-identical buffers."""
+    assert type(a) is type(b)
+    assert [(n, type(m)) for n, m in a.named_modules()] == [(n, type(m)) for n, m in b.named_modules()]
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def user_models() -> list[tuple[nn.Module, torch.Tensor]]:
+    g = torch.Generator().manual_seed(5)
+    conv = nn.Sequential(
+        BinaryConv2d(2, 8, 3, "relu"),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(0.2),
+        BinaryLinear(8 * 3 * 3, 12, "gelu"),
+        nn.GELU(approximate="tanh"),
+        BinaryLinear(12, 4),
+        nn.Softmax(dim=-1),
+    )
+    text = nn.Sequential(
+        BinaryEmbedding(50, 16, 10), BinaryTransformerBlock(16, 4), nn.Sequential(BinaryLinear(16, 50))
+    )
+    return [
+        (randomize(LanguageModel.from_config("tiny")), torch.randint(0, 256, (2, 12), generator=g)),
+        (randomize(ImageClassifier.from_config("tiny", norm_mode="chw")), torch.randn(3, 1, 8, 8, generator=g)),
+        (randomize(conv), torch.randn(3, 2, 7, 7, generator=g)),
+        (randomize(text), torch.randint(0, 50, (2, 10), generator=g)),
+    ]
+
+
+@pytest.mark.parametrize("index", range(4), ids=["language", "image", "user-conv", "user-text"])
+def test_round_trip(tmp_path, index):
+    model, x = user_models()[index]
+    packed = pack_model(model)
+    path = save_packed(packed, tmp_path / "model.safetensors")
+    loaded = load_packed(path)
+    assert_same_model(packed, loaded)
+    assert not loaded.training
+    assert not list(loaded.parameters())
+    assert all(b.dtype == torch.uint8 and b.device.type == "cpu" for b in loaded.buffers())
+    with torch.no_grad():
+        assert torch.equal(loaded(x), packed(x))
+        torch.testing.assert_close(loaded(x), model(x), rtol=1e-4, atol=1e-4)
+    if hasattr(model, "config"):
+        assert loaded.config == model.config
+
+
+def test_binary_model_is_packed_on_save(tmp_path):
+    model = randomize(LanguageModel.from_config("tiny"))
+    save_packed(model, tmp_path / "m.safetensors")
+    assert_same_model(load_packed(tmp_path / "m.safetensors"), pack_model(model))
+
+
+def test_file_is_plain_safetensors_with_documented_metadata(tmp_path):
+    packed = pack_model(randomize(ImageClassifier.from_config("tiny")))
+    path = save_packed(packed, tmp_path / "m.safetensors")
+    with safe_open(path, framework="pt") as f:
+        meta = f.metadata()
+        names = set(f.keys())
+        assert all(f.get_tensor(n).dtype == torch.uint8 for n in names)
+    assert meta["format"] == "binedu.packed" and meta["version"] == "1"
+    assert names == set(packed.state_dict())
+    tree = json.loads(meta["structure"])
+    assert tree["type"] == "ImageClassifier" and tree["args"]["config"]["kind"] == "image"
+    assert hashlib.sha256(meta["structure"].encode()).hexdigest() == meta["structure_sha256"]
+    # about 1 bit per parameter: the file is the bits plus a small header
+    bits = sum(b.numel() for b in packed.buffers())
+    assert bits < path.stat().st_size < bits + 40_000
+
+
+def saved_bytes(tmp_path: Path) -> bytes:
+    path = save_packed(pack_model(randomize(LanguageModel.from_config("tiny"))), tmp_path / "ok.safetensors")
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def good_file(tmp_path_factory) -> bytes:
+    return saved_bytes(tmp_path_factory.mktemp("good"))
+
+
+@pytest.mark.parametrize("keep", [0, 3, 8, 9, 100, 0.5, -1])
+def test_truncated_file_raises(tmp_path, good_file, keep):
+    n = int(len(good_file) * keep) if isinstance(keep, float) else keep % len(good_file)
+    path = tmp_path / "cut.safetensors"
+    path.write_bytes(good_file[:n])
+    with pytest.raises(CheckpointError):
+        load_packed(path)
+
+
+def test_extended_file_raises(tmp_path, good_file):
+    path = tmp_path / "long.safetensors"
+    path.write_bytes(good_file + b"\0")
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        load_packed(path)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.floats(0, 1, exclude_max=True), st.integers(1, 255))
+def test_a_flipped_byte_never_gives_wrong_bits(tmp_path, good_file, where, mask):
+    """Any single corrupted byte (header, metadata or data) raises CheckpointError, unless
+    it left the file meaning the same thing (e.g. JSON whitespace), in which case the
+    loaded model is the saved one, bit for bit."""
+    data = bytearray(good_file)
+    i = int(where * len(data))
+    data[i] ^= mask
+    path = tmp_path / "flipped.safetensors"
+    path.write_bytes(bytes(data))
+    try:
+        loaded = load_packed(path)
+    except CheckpointError:
+        return
+    original = tmp_path / "original.safetensors"
+    original.write_bytes(good_file)
+    assert_same_model(loaded, load_packed(original))
+
+
+def test_flipped_data_byte_is_reported_by_tensor(tmp_path, good_file):
+    data = bytearray(good_file)
+    data[-10] ^= 0x01  # the last tensor's bytes
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="does not match its SHA-256 checksum"):
+        load_packed(path)
+
+
+class Boom:
+    """Unpickling this would create a marker file."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def foreign_files(tmp_path: Path) -> dict[str, Path]:
+    files = {}
+    marker = tmp_path / "UNPICKLED"
+
+    def put(name: str, data: bytes) -> None:
+        files[name] = tmp_path / name
+        files[name].write_bytes(data)
+
+    put("empty", b"")
+    put("random", bytes(torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(0)).to(torch.uint8)))
+    put("pickle", pickle.dumps({"weight": Boom(str(marker))}))
+    put("json", json.dumps({"format": "binedu.packed"}).encode())
+    torch.save({"w": torch.ones(3)}, tmp_path / "torch.pt")
+    files["torch.save"] = tmp_path / "torch.pt"
+    save_file({"weight": torch.randn(4, 4)}, tmp_path / "other.safetensors")
+    files["other safetensors"] = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2, dtype=torch.uint8)}, tmp_path / "meta.safetensors", metadata={"format": "pt"})
+    files["other metadata"] = tmp_path / "meta.safetensors"
+    float_state = {k: v.contiguous() for k, v in LanguageModel.from_config("tiny").state_dict().items()}
+    save_file(float_state, tmp_path / "float.safetensors")
+    files["float latents"] = tmp_path / "float.safetensors"
+    return files
+
+
+def test_foreign_files_raise_and_nothing_is_unpickled(tmp_path, monkeypatch):
+    files = foreign_files(tmp_path)
+
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("load_packed tried to unpickle")
+
+    monkeypatch.setattr(pickle, "loads", no_unpickling)
+    monkeypatch.setattr(pickle, "load", no_unpickling)
+    monkeypatch.setattr(pickle, "Unpickler", no_unpickling)
+    monkeypatch.setattr(torch, "load", no_unpickling)
+    for name, path in files.items():
+        with pytest.raises(CheckpointError) as err:
+            load_packed(path)
+        assert str(path) in str(err.value), name
+    assert not (tmp_path / "UNPICKLED").exists()
+
+
+@pytest.mark.parametrize("name", ["other safetensors", "other metadata", "float latents"])
+def test_foreign_safetensors_file_says_so(tmp_path, name):
+    with pytest.raises(CheckpointError, match="not a binedu packed checkpoint"):
+        load_packed(foreign_files(tmp_path)[name])
+
+
+def test_checkpoint_error_is_a_value_error():
+    assert issubclass(CheckpointError, ValueError)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_packed(tmp_path / "nope.safetensors")
+
+
+def rewrite(src: Path, dst: Path, edit_tree=None, edit_meta=None, edit_tensors=None, rehash: bool = True) -> Path:
+    """Copy a packed file with its structure, metadata or tensors edited (checksums
+    recomputed unless ``rehash=False``): a well-formed file that lies."""
+    with safe_open(src, framework="pt") as f:
+        meta = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    tree = json.loads(meta["structure"])
+    if edit_tree:
+        edit_tree(tree)
+    meta["structure"] = json.dumps(tree)
+    if edit_tensors:
+        edit_tensors(tensors)
+    if rehash:
+        meta["structure_sha256"] = hashlib.sha256(meta["structure"].encode()).hexdigest()
+        meta["tensors_sha256"] = json.dumps({k: checkpoint_module._sha256(v) for k, v in tensors.items()})
+    if edit_meta:
+        edit_meta(meta)
+    save_file(tensors, dst, metadata=meta)
+    return dst
+
+
+def _set(path: list[str], value):
+    def edit(tree):
+        node = tree
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (dict(edit_meta=_set(["version"], "2")), "version '2'"),
+        (dict(edit_meta=_set(["format"], "other")), "not a binedu packed checkpoint"),
+        (dict(edit_tree=_set(["args", "config", "embed_dim"], 32)), "tensors do not match|expects|cannot build"),
+        (dict(edit_tree=_set(["children", "head", "children", "0", "args", "out_features"], 100)), "expects"),
+        (dict(edit_tree=_set(["children", "head", "children", "0", "type"], "Linear")), "unknown module type"),
+        (dict(edit_tree=_set(["children", "norm", "type"], "os.system")), "unknown module type"),
+        (dict(edit_tree=_set(["args", "config", "binary"], False)), "must be binary"),
+        (dict(edit_tree=_set(["children", "extra"], {"type": "ReLU", "args": {}})), "has children"),
+        (dict(edit_tensors=lambda t: t.pop("head.0.bias_bits")), "missing \\['head.0.bias_bits'\\]"),
+        (dict(edit_tensors=lambda t: t.update({"head.0.bias_bits": torch.zeros(3, dtype=torch.uint8)})), "expected U8"),
+        (dict(edit_tensors=lambda t: t.update({"head.0.bias_bits": torch.zeros(16)})), "expected U8"),
+        (dict(edit_tree=_set(["args", "config", "vocab_size"], 1), rehash=False), "structure does not match"),
+        (dict(edit_meta=_set(["tensors_sha256"], "{"), rehash=False), "unreadable metadata"),
+    ],
+)
+def test_well_formed_but_inconsistent_files_raise(tmp_path, good_file, edit, message):
+    src = tmp_path / "good.safetensors"
+    src.write_bytes(good_file)
+    path = rewrite(src, tmp_path / "edited.safetensors", **edit)
+    with pytest.raises(CheckpointError, match=message):
+        load_packed(path)
+
+
+def test_failed_save_leaves_the_earlier_file_intact(tmp_path, monkeypatch):
+    path = tmp_path / "m.safetensors"
+    model = pack_model(randomize(ImageClassifier.from_config("tiny")))
+    save_packed(model, path)
+    before = path.read_bytes()
+
+    def half_written(tensors, tmp, metadata):
+        Path(tmp).write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint_module, "save_file", half_written)
+    with pytest.raises(OSError, match="disk full"):
+        save_packed(model, path)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="binary=False"):
+        save_packed(ImageClassifier.from_config("tiny", binary=False), path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]  # no temporary left behind
+    assert_same_model(load_packed(path), model)
+
+
+def test_unsupported_modules_are_refused_on_save(tmp_path):
+    class Custom(nn.Module):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(ValueError, match="cannot store 1 \\(Custom\\)"):
+        save_packed(nn.Sequential(BinaryLinear(4, 4), Custom()), tmp_path / "m.safetensors")
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_loaded_linear_layers_use_auto_method(tmp_path):
+    model = pack_model(nn.Sequential(BinaryLinear(8, 3)), method="lut")
+    assert model[0].method == "lut"
+    loaded = load_packed(save_packed(model, tmp_path / "m.safetensors"))
+    assert isinstance(loaded[0], PackedLinear) and loaded[0].method == "auto"
