@@ -215,6 +215,8 @@ class LabNotebookPage:
 
         def finished() -> bool:
             state = self.page.evaluate(_EXECUTION_STATE, self.path)
+            if state["status"] == "dead":
+                raise LabPageError(f"the kernel of {self.name} died while running (out of memory?)")
             return state["status"] == "idle" and (state["pending"] == 0 or state["errors"] > 0)
 
         wait_until(finished, timeout, f"all cells of {self.name} to run")
@@ -241,12 +243,12 @@ class LabNotebookPage:
         widget's text repr; a view of an unknown model shows "Error displaying widget".
         """
 
-        def settled() -> list[str] | None:
+        def settled() -> tuple[list[str]] | None:
             views = self.page.evaluate(_WIDGET_OUTPUTS_RENDERED, self.path)
-            return None if any("Loading widget..." in view for view in views) else views
+            return None if any("Loading widget..." in view for view in views) else (views,)
 
         try:
-            views = wait_until(settled, timeout, "widget views to load")
+            (views,) = wait_until(settled, timeout, "widget views to load")
         except LabPageError:
             views = self.page.evaluate(_WIDGET_OUTPUTS_RENDERED, self.path)
         problems = [view for view in views if view]
