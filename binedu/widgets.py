@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import html
 import io
+import math
 
 import ipywidgets as widgets
 import torch
@@ -127,7 +128,7 @@ class BinarizationWidget(widgets.VBox):
         )
         self.bits_html = widgets.HTML()
         self.output_html = widgets.HTML()
-        self.plot = widgets.Image(format="png")
+        self.plot = widgets.Image(format="png", layout=widgets.Layout(width="720px"))  # 9 in x 80 dpi: no blur
         # the fixed parts: a BNFCL with linear activation (Alg. 2) and one input
         g = torch.Generator().manual_seed(1234)
         self.layer = BinaryLinear(self.IN_FEATURES, self.OUT_FEATURES)
@@ -274,7 +275,7 @@ class MemoryWidget(widgets.VBox):
             options=list(PRECISION_BITS), value=precision, description="Precision:", style=style
         )
         self.summary = widgets.HTML()
-        self.plot = widgets.Image(format="png")
+        self.plot = widgets.Image(format="png", layout=widgets.Layout(width="480px"))  # 6 in x 80 dpi: no blur
         self._syncing = False
         self._make_figure()
         super().__init__([widgets.HBox([self.model, self.precision]), self.params, self.summary, self.plot])
@@ -309,6 +310,11 @@ class MemoryWidget(widgets.VBox):
         if self._syncing:
             return
         if self.model.value != CUSTOM:
+            # the browser's log slider snaps the value to its step and echoes it back:
+            # that echo is not a user's move and must not switch the model to "custom"
+            shown = math.log10(max(float(self.params.value), 1.0))
+            if abs(shown - math.log10(self.num_params)) <= self.params.step / 2 + 1e-9:
+                return
             self.model.value = CUSTOM  # triggers _on_model -> _update
         else:
             self._update()

@@ -214,3 +214,17 @@ def test_packed_bytes_widget_short_rows_and_bias_and_errors():
     assert w.row.max == 0 and w.state["bytes"] == [0, 0]
     with pytest.raises(ValueError, match="no binary layers"):
         packed_bytes_widget(ImageClassifier.from_config("tiny", binary=False))
+
+
+def test_memory_widget_ignores_the_sliders_snapped_echo():
+    # in the browser, the log slider rounds the count to its step and sends it back
+    import math
+
+    from binedu.widgets import memory_widget
+
+    w = memory_widget()
+    snapped = 10 ** (round(math.log10(w.num_params) / w.params.step) * w.params.step)
+    w.params.value = snapped
+    assert w.model.value == "paper-3x3"
+    w.params.value = snapped * 10  # a real move selects the custom count
+    assert w.model.value != "paper-3x3"
