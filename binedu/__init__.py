@@ -11,14 +11,18 @@ from .config import ImageConfig, LanguageConfig
 from .conv import BinaryConv2d
 from .data import CharTokenizer, WordPieceTokenizer, image_data, text_data
 from .embedding import BinaryEmbedding
+from .generate import generate
+from .history import History
 from .image_model import ImageClassifier
 from .language_model import LanguageModel
 from .linear import BinaryLinear
 from .memory import memory_report
+from .metrics import evaluate
 from .model import count_parameters
 from .normalize import Normalize, normalize
 from .packed import pack_model
 from .quantize import quantize, quantize_ste
+from .train import fit
 from .transformer import BinaryTransformerBlock
 
 __version__ = "0.1.0"
@@ -49,4 +53,8 @@ __all__ = [
     "load_packed",
     "CheckpointError",
     "memory_report",
+    "fit",
+    "evaluate",
+    "generate",
+    "History",
 ]
