@@ -81,6 +81,44 @@ def test_language_run_evaluates_and_generates(language_run, capsys):
     assert text.startswith("The ")
 
 
+def test_pack_then_evaluate_and_report_the_packed_file(image_run, capsys):
+    assert main(["evaluate", str(image_run)]) == 0
+    trained = final_metrics(capsys.readouterr().out)
+    assert main(["pack", str(image_run)]) == 0
+    assert "packed: " in capsys.readouterr().out
+    packed = image_run / "packed.safetensors"
+    assert packed.stat().st_size * 30 < (image_run / "checkpoint.safetensors").stat().st_size
+    assert main(["evaluate", str(packed)]) == 0
+    assert final_metrics(capsys.readouterr().out) == pytest.approx(trained, abs=1e-6)
+    assert main(["report", str(packed)]) == 0
+    assert "packed" in capsys.readouterr().out
+    assert main(["pack", str(packed)]) == 1
+    assert "not a training checkpoint" in capsys.readouterr().err
+
+
+def test_packed_language_model_generates_the_same_text(language_run, capsys):
+    prompt = ["--prompt", "A", "--max-new-tokens", "8", "--seed", "3"]
+    assert main(["generate", str(language_run / "checkpoint.safetensors"), *prompt]) == 0
+    trained = capsys.readouterr().out
+    assert main(["pack", str(language_run), "-o", str(language_run / "lm.safetensors")]) == 0
+    capsys.readouterr()
+    assert main(["generate", str(language_run / "lm.safetensors"), *prompt]) == 0
+    assert capsys.readouterr().out == trained
+
+
+def test_report_of_a_paper_config_counts_without_allocating(capsys):
+    assert main(["report", "--model", "language", "--config", "paper-large"]) == 0
+    out = capsys.readouterr().out
+    assert "332,855,098" in out and "32.00x" in out
+
+
+def test_float_models_cannot_be_packed(tmp_path, capsys):
+    out = str(tmp_path / "f")
+    assert main([*IMAGE, "--max-steps", "1", "--float", "--out", out]) == 0
+    assert main(["pack", out]) == 1
+    assert "only binary models" in capsys.readouterr().err
+
+
 def test_paper_presets_are_one_command_each():
     parse = build_parser().parse_args
     image = plan_train(parse(["train", "--config", "paper-3x3", "--data-root", "/data/food-101"]))

@@ -88,6 +88,17 @@ def test_real_language_model_generates_the_asked_number_of_tokens():
     assert int(out.max()) < 12 and model.training  # mode restored
 
 
+def test_packed_language_model_generates_like_the_training_model():
+    from binedu import pack_model
+
+    model = language_model()
+    packed = pack_model(model)
+    assert list(packed.parameters()) == []
+    for kwargs in (dict(temperature=0), dict(seed=4, top_k=5)):
+        expected = generate(model, [1, 2], max_new_tokens=10, **kwargs)
+        assert torch.equal(generate(packed, [1, 2], max_new_tokens=10, **kwargs), expected)
+
+
 @pytest.mark.parametrize(
     ("args", "kwargs", "message"),
     [
