@@ -104,8 +104,9 @@ def plot_binary_kernels(
     grid = torch.full((rows, cols, kh + 1, kw + 1), float("nan"))
     grid[:, :, :kh, :kw] = bits
     image = rearrange(grid, "r c h w -> (r h) (c w)")[:-1, :-1]
-    fig, ax = _axes(ax, figsize=(max(3.0, 0.5 * cols * (kw + 1) / 2), max(3.0, 0.5 * rows * (kh + 1) / 2)))
-    cmap = plt.get_cmap("gray").with_extremes(bad="#c44e52")
+    height, width = image.shape
+    fig, ax = _axes(ax, figsize=(max(3.0, 0.12 * width + 1.2), max(2.5, 0.12 * height + 1.0)))
+    cmap = plt.get_cmap("gray").with_extremes(bad="#8c8c8c")  # grey separators
     ax.imshow(image.numpy(), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([c * (kw + 1) + (kw - 1) / 2 for c in range(cols)], [str(c) for c in range(cols)])
     ax.set_yticks([r * (kh + 1) + (kh - 1) / 2 for r in range(rows)], [str(r) for r in range(rows)])
@@ -218,7 +219,7 @@ def plot_memory_bars(num_params_or_model: int | nn.Module, title: str | None = N
     labels = [format_bytes(s) + (f"\n({sizes[0] / s:.0f}x smaller)" if s < sizes[0] else "") for s in sizes]
     ax.bar_label(bars, labels)
     ax.set_yscale("log")
-    ax.set_ylim(top=sizes[0] * 20)
+    ax.set_ylim(sizes[-1] / 10, sizes[0] * 20)
     ax.set_xlabel("storage per parameter")
     ax.set_ylabel("memory (bytes, log scale)")
     ax.set_title(title or f"Memory of {n:,} parameters")
