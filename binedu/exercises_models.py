@@ -8,6 +8,8 @@ layer, the attention of :mod:`binedu.attention`, the padding-free loss of
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .attention_maps import attention_weights
@@ -16,7 +18,14 @@ from .exercises import Exercise, register
 from .metrics import perplexity, token_loss
 from .model import count_parameters
 
-__all__ = ["bncvl_parameters", "pooled_size", "future_mask", "leaky_future_weight", "padfree_perplexity"]
+__all__ = [
+    "bncvl_parameters",
+    "pooled_size",
+    "normalized_loss_floor",
+    "future_mask",
+    "leaky_future_weight",
+    "padfree_perplexity",
+]
 
 
 # ---------------------------------------------------------------- notebook 04: the image model
@@ -38,6 +47,21 @@ def pooled_size(image_size: int, num_pools: int) -> int:
             raise ValueError(f"an image of size {image_size} cannot go through {num_pools} 2x2 max-pools")
         size //= 2
     return size
+
+
+def normalized_loss_floor(num_classes: int) -> float:
+    """The smallest cross-entropy a binary classifier can reach on any example.
+
+    Its output BNFCL normalizes the ``C`` logits to mean 0 and standard deviation 1 with
+    no learnable scale (Alg. 2), so they cannot grow to make the softmax confident. At best
+    the right class gets ``sqrt(C - 1)`` and every other class ``-1 / sqrt(C - 1)``
+    (the others equal, by Jensen's inequality), a loss of
+    ``log(1 + (C - 1) exp(-C / sqrt(C - 1)))``: 0.28 for 10 classes, 0.004 for 101.
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"a classifier needs num_classes >= 2, got {num_classes!r}")
+    c = num_classes
+    return math.log1p((c - 1) * math.exp(-c / math.sqrt(c - 1)))
 
 
 def _alg7_parameters() -> int:
@@ -83,6 +107,21 @@ register(
         "weights and biases. Global average pooling leaves 256 features whatever the image size.",
         rtol=0,
         atol=0,
+    )
+)
+
+
+register(
+    Exercise(
+        id="04.loss_floor",
+        title="Smallest cross-entropy possible when the C output logits are normalized (mean 0, std 1)",
+        reference=normalized_loss_floor,
+        cases=lambda: [(2,), (3,), (10,), (101,), (1000,)],
+        hint="the loss of one example is -log softmax(z)[right class]; it is smallest when the right class's "
+        "logit is as large as possible and the C - 1 others are all equal (call them a and b). Use mean 0 and "
+        "(population) variance 1 to find a and b.",
+        rtol=1e-6,
+        atol=1e-9,
     )
 )
 

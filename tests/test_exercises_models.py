@@ -8,6 +8,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from binedu import ImageClassifier
 from binedu.attention_maps import attention_weights
 from binedu.config import IMAGE_CONFIGS
 from binedu.exercises import check, exercises, get_exercise
@@ -15,10 +16,12 @@ from binedu.exercises_models import (
     bncvl_parameters,
     future_mask,
     leaky_future_weight,
+    normalized_loss_floor,
     padfree_perplexity,
     pooled_size,
 )
 from binedu.metrics import Tally
+from binedu.normalize import normalize
 
 
 def test_notebooks_04_and_05_have_two_to_four_exercises():
@@ -88,6 +91,39 @@ def test_papers_stated_count_is_not_yet_and_the_value_is_not_given_away(capsys):
     assert check("04.alg7_params", 5_132_165) is False
     out = capsys.readouterr().out
     assert "is not right" in out and "1403653" not in out and "1,403,653" not in out
+
+
+@given(st.integers(2, 200))
+def test_loss_floor_is_reached_by_the_best_normalized_logits(c):
+    best = torch.full((1, c), -1 / math.sqrt(c - 1), dtype=torch.float64)
+    best[0, 0] = math.sqrt(c - 1)
+    assert torch.allclose(normalize(best, eps=0.0), best)  # already mean 0, std 1
+    loss = float(torch.nn.functional.cross_entropy(best, torch.tensor([0])))
+    assert loss == pytest.approx(normalized_loss_floor(c), rel=1e-9)
+
+
+@given(st.integers(2, 30), st.integers(0, 2**31 - 1))
+def test_no_normalized_logits_go_below_the_floor(c, seed):
+    g = torch.Generator().manual_seed(seed)
+    logits = normalize(torch.randn(64, c, generator=g, dtype=torch.float64) * 5, eps=0.0)
+    losses = torch.nn.functional.cross_entropy(logits, torch.randint(0, c, (64,), generator=g), reduction="none")
+    assert float(losses.min()) >= normalized_loss_floor(c) - 1e-9
+
+
+def test_a_binary_classifier_respects_the_floor():
+    torch.manual_seed(0)
+    model = ImageClassifier.from_config("tiny")
+    with torch.no_grad():
+        logits = model(torch.randn(32, 1, 8, 8) * 3)
+    losses = torch.nn.functional.cross_entropy(logits, logits.argmax(-1), reduction="none")
+    assert float(losses.min()) >= normalized_loss_floor(10) - 1e-4
+    with pytest.raises(ValueError, match="num_classes >= 2"):
+        normalized_loss_floor(1)
+
+
+def test_zero_threshold_floor_is_not_yet(capsys):
+    assert check("04.loss_floor", lambda c: 0.0) is False
+    assert "for input (2) expected" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------- 05
