@@ -57,15 +57,18 @@ __all__ = [
     "METHODS",
     "LUT_MAX_ROWS",
     "CHUNK_ELEMENTS",
+    "LUT_CHUNK_ELEMENTS",
 ]
 
 METHODS = ("auto", "lut", "dense")
-LUT_MAX_ROWS = 2
-"""``"auto"`` uses the lookup-table kernel for at most this many input rows (measured
-crossover on a 2-core CPU with ``bench/bench_speed.py``)."""
+LUT_MAX_ROWS = 4
+"""``"auto"`` uses the lookup-table kernel for at most this many input rows: the
+crossover measured with ``bench/bench_speed.py`` on a 2-core CPU (about 5 rows)."""
 CHUNK_ELEMENTS = 1 << 20
-"""Work per chunk, in elements: at most this many weights are unpacked to float32 at a
-time (4 MiB), and the lookup-table kernel gathers at most this many table entries."""
+"""At most this many weights are unpacked to float at a time (4 MiB as float32): the
+peak extra memory of :func:`dense_matmul` and of the packed convolution."""
+LUT_CHUNK_ELEMENTS = 1 << 19
+"""At most this many table entries are gathered at a time by :func:`lut_matmul`."""
 
 # Row v holds the 8 bits of byte value v, least significant first: unpacking a byte to
 # floats is one table lookup (same result as ``unpack_bits``, done in one step).
@@ -79,7 +82,7 @@ def unpack_float(packed: torch.Tensor, count: int, dtype: torch.dtype = torch.fl
     return bits[..., :count]
 
 
-def lut_matmul(x: torch.Tensor, weight_bits: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+def lut_matmul(x: torch.Tensor, weight_bits: torch.Tensor, chunk_elements: int = LUT_CHUNK_ELEMENTS) -> torch.Tensor:
     """``x @ W`` for a 0/1 matrix ``W`` of shape ``(n_x, n_units)`` stored as
     ``weight_bits = pack_bits(W, dim=0)``, without a single multiplication.
 
@@ -231,7 +234,7 @@ class PackedLayer(BinaryModule):
         packed = cls(**cls.args_of(layer))
         layouts = packed.layouts()
         for name, p in layer.named_parameters(recurse=False):
-            getattr(packed, f"{name}_bits").copy_(layouts[name].pack(quantize(p.detach())))
+            getattr(packed, f"{name}_bits").copy_(layouts[name].pack(quantize(p.detach()).bool()))
         return packed.eval()
 
     def bits(self, name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -300,7 +303,8 @@ class PackedLinear(PackedLayer):
                 f"PackedLinear expects inputs with {self.in_features} features in the last "
                 f"axis, got shape {tuple(x.shape)}"
             )
-        z = packed_matmul(x, self.weight_bits, self.method) + self.bits("bias", x.dtype)
+        z = packed_matmul(x, self.weight_bits, self.method)
+        z += self.bits("bias", x.dtype)  # in place: z is a fresh tensor, no second copy at peak
         return self.finish(z)
 
     def extra_repr(self) -> str:

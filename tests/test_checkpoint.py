@@ -238,15 +238,15 @@ def rewrite(src: Path, dst: Path, edit_tree=None, edit_meta=None, edit_tensors=N
     with safe_open(src, framework="pt") as f:
         meta = dict(f.metadata())
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-    tree = json.loads(meta["structure"])
     if edit_tree:
+        tree = json.loads(meta["structure"])
         edit_tree(tree)
-    meta["structure"] = json.dumps(tree)
+        meta["structure"] = json.dumps(tree)
     if edit_tensors:
         edit_tensors(tensors)
     if rehash:
         meta["structure_sha256"] = hashlib.sha256(meta["structure"].encode()).hexdigest()
-        meta["tensors_sha256"] = json.dumps({k: checkpoint_module._sha256(v) for k, v in tensors.items()})
+        meta["tensors_sha256"] = json.dumps([checkpoint_module._digest(tensors[k]) for k in sorted(tensors)])
     if edit_meta:
         edit_meta(meta)
     save_file(tensors, dst, metadata=meta)

@@ -1,0 +1,40 @@
+"""What the benchmark scripts share: interleaved best-of-N timing and a plain table."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+__all__ = ["best_times", "format_table", "verdict"]
+
+
+def best_times(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, float]:
+    """Seconds per call of each function: the best of ``repeats`` calls, the contenders
+    interleaved so that a busy machine slows them alike (the minimum is what ``timeit``
+    recommends: the other numbers measure the noise, not the code)."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: min(ts) for name, ts in times.items()}
+
+
+def verdict(value: float, goal: float, *, at_least: bool) -> str:
+    """``"yes"`` when ``value`` meets the goal (``>= goal`` or ``<= goal``), else ``"NO"``."""
+    return "yes" if (value >= goal if at_least else value <= goal) else "NO"
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Left-aligned first column, right-aligned numbers, a rule under the header."""
+    cells = [[str(c) for c in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+
+    return "\n".join([line(cells[0]), "-" * len(line(cells[0])), *map(line, cells[1:])])
