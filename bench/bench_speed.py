@@ -7,6 +7,8 @@ tables), ``dense`` (unpack a chunk, multiply) and ``auto`` (what a packed model 
 ``lut`` for at most ``LUT_MAX_ROWS`` rows). Then one training step (forward, backward,
 AdamW) of the tiny binary models against their float32 counterparts. Times are the best
 of ``--repeats`` interleaved calls, measured in this run; ratio = binedu / float32.
+Before each layer call the CPU caches are flushed (64 MiB written), so every contender
+reads its weights from memory, as the layers of a large model do.
 
 Goals (issue 3): batch 1 ratio <= 1.0; batch 64 <= 1.5; training step <= 1.3.
 
@@ -20,6 +22,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +34,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from timing import best_times, format_table, verdict  # noqa: E402
+from timing import best_times, cache_flusher, format_table, verdict  # noqa: E402
 
 from binedu import BinaryLinear, ImageClassifier, LanguageModel  # noqa: E402
 from binedu.packed import LUT_MAX_ROWS, PackedLinear  # noqa: E402
@@ -40,6 +43,7 @@ SHAPES = [(4096, 4096), (2048, 30522)]  # (in_features, out_features): a big squ
 QUICK_SHAPES = [(256, 256), (128, 1000)]
 GOALS = {1: 1.0, 64: 1.5}
 TRAIN_GOAL = 1.3
+FLUSH = cache_flusher()  # layer timings start from cold caches: weights come from memory
 
 
 def layer_times(
@@ -55,7 +59,8 @@ def layer_times(
         return call
 
     with torch.inference_mode():
-        return best_times({"float32": lambda: float_layer(x), **{m: packed_with(m) for m in methods}}, repeats)
+        contenders = {"float32": lambda: float_layer(x), **{m: packed_with(m) for m in methods}}
+        return best_times(contenders, repeats, before_each=FLUSH)
 
 
 def dense_rows(n_x: int, n_units: int, batches: list[int], repeats: int) -> list[list[object]]:
@@ -150,7 +155,13 @@ def main(argv: list[str] | None = None) -> str:
         rows += dense_rows(n_x, n_units, [1, 64], repeats)
     rows += training_rows(repeats)
     table = format_table(["case", "float32 ms", "binedu ms", "ratio", "goal", "met"], rows)
-    header = f"bench_speed: best of {repeats} interleaved calls, {torch.get_num_threads()} torch thread(s)"
+    load = os.getloadavg()[0]
+    header = (
+        f"bench_speed: best of {repeats} interleaved calls, {torch.get_num_threads()} torch thread(s), "
+        f"{os.cpu_count()} CPU(s), load average {load:.1f} at the end"
+    )
+    if load > (os.cpu_count() or 1) - 0.5:
+        header += "\n(busy machine: other processes compete for the cores; --threads 1 gives steadier numbers)"
     text = f"{header}\n{table}"
     print(text)
     return text

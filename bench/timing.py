@@ -5,19 +5,40 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-__all__ = ["best_times", "format_table", "verdict"]
+import torch
+
+__all__ = ["best_times", "cache_flusher", "format_table", "verdict"]
 
 
-def best_times(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, float]:
+def cache_flusher(nbytes: int = 64 * 2**20) -> Callable[[], None]:
+    """A function that writes ``nbytes`` (more than the CPU caches hold), so that the
+    next call reads its weights from memory, as a model too large for the cache does."""
+    buffer = torch.zeros(nbytes // 4)
+
+    def flush() -> None:
+        buffer.add_(1)
+
+    return flush
+
+
+def best_times(
+    fns: dict[str, Callable[[], object]],
+    repeats: int,
+    warmup: int = 2,
+    before_each: Callable[[], None] | None = None,
+) -> dict[str, float]:
     """Seconds per call of each function: the best of ``repeats`` calls, the contenders
     interleaved so that a busy machine slows them alike (the minimum is what ``timeit``
-    recommends: the other numbers measure the noise, not the code)."""
+    recommends: the other numbers measure the noise, not the code). ``before_each`` runs
+    untimed before every call (e.g. a :func:`cache_flusher`)."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            if before_each is not None:
+                before_each()
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
