@@ -15,7 +15,7 @@ bits in one of two ways (:func:`packed_matmul`):
   (:func:`lut_matmul`), the way 1-bit inference engines do it; fastest for one or a few
   input rows, because it reads 32x fewer weight bytes than a float32 matrix-vector
   product;
-* ``"dense"``: unpack a bounded chunk of output rows to a 0/1 float matrix and multiply
+* ``"dense"``: unpack a bounded block of units to a 0/1 float matrix and multiply
   (:func:`dense_matmul`); fastest for many rows, where the matrix product is compute-bound.
 
 ``"auto"`` (the default) picks ``"lut"`` for at most :data:`LUT_MAX_ROWS` rows. Packed
@@ -94,10 +94,12 @@ def lut_matmul(x: torch.Tensor, weight_bits: torch.Tensor, chunk_elements: int =
 
     with 255 additions (``T[g, v + 2**j] = T[g, v] + x[8g + j]`` for ``v < 2**j``); then
     every output is ``y[u] = sum_g T[g, byte[g, u]]``: one table lookup and one addition
-    per 8 weights. Building the tables costs ``n_x / 8 * 256`` additions per input row,
-    shared by all ``n_units`` outputs, and the weights are read as bytes: 32x fewer than
-    float32, which is what makes it fast for one input row (memory-bound). For many rows
-    the tables grow with the batch and :func:`dense_matmul` wins.
+    per 8 weights. The tables cost about 32 additions per input feature and row, shared
+    by all ``n_units`` outputs, and the weights are read as bytes: 32x fewer than float32,
+    which is what makes it fast for one input row, where a float32 matrix-vector product
+    spends its time reading weights from memory. For many rows the tables grow with the
+    batch and :func:`dense_matmul` wins. (CPU engines for 1-bit and ternary language
+    models, such as T-MAC and bitnet.cpp, use this idea with SIMD table lookups.)
 
     ``x`` is ``(rows, n_x)``; the result is ``(rows, n_units)``.
     """
@@ -135,6 +137,10 @@ def packed_matmul(x: torch.Tensor, weight_bits: torch.Tensor, method: str = "aut
     rows)."""
     if method not in METHODS:
         raise ValueError(f"unknown packed method {method!r}; use one of {METHODS}")
+    if packed_length(x.shape[-1]) != weight_bits.shape[0]:
+        raise ValueError(
+            f"{x.shape[-1]} input features do not fit packed weights of {weight_bits.shape[0]} bytes per unit"
+        )
     flat = x.reshape(-1, x.shape[-1])
     if method == "auto":
         method = "lut" if flat.shape[0] <= LUT_MAX_ROWS else "dense"

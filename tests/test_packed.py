@@ -281,3 +281,8 @@ def test_conv_chunks_give_the_same_result(monkeypatch):
     whole = pack_model(layer)(x)
     monkeypatch.setattr(packed_module, "CHUNK_ELEMENTS", 27 * 2)  # two output channels per chunk
     torch.testing.assert_close(pack_model(layer)(x), whole, **TOL)
+
+
+def test_input_features_must_fit_the_packed_weights():
+    with pytest.raises(ValueError, match="17 input features do not fit"):
+        packed_matmul(torch.randn(1, 17), torch.zeros(2, 3, dtype=torch.uint8))
