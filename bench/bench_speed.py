@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> str:
         f"bench_speed: best of {repeats} interleaved calls, {torch.get_num_threads()} torch thread(s), "
         f"{os.cpu_count()} CPU(s), load average {load:.1f} at the end"
     )
-    if load > (os.cpu_count() or 1) - 0.5:
+    if load > (os.cpu_count() or 1) + 0.5:  # this run itself keeps up to one load per thread
         header += "\n(busy machine: other processes compete for the cores; --threads 1 gives steadier numbers)"
     text = f"{header}\n{table}"
     print(text)
