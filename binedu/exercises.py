@@ -22,8 +22,9 @@ import torch.nn.functional as F
 
 from .normalize import EPS, normalize
 from .quantize import quantize, quantize_ste
+from .units import bytes_at_bits
 
-__all__ = ["Exercise", "register", "check", "exercises", "get_exercise", "bytes_at_bits"]
+__all__ = ["Exercise", "register", "check", "exercises", "get_exercise"]
 
 CORRECT = "✅ Correct!"
 NOT_YET = "❌ Not yet:"
@@ -221,14 +222,6 @@ def _judge(ex: Exercise, answer: Any) -> tuple[bool, str]:
 
 
 # ---------------------------------------------------------------- notebook 01: why 1 bit
-
-
-def bytes_at_bits(num_params: int, bits: int) -> int:
-    """Bytes needed to store ``num_params`` numbers of ``bits`` bits each, in whole bytes
-    (rounded up): the arithmetic behind the paper's 32x (Section 6)."""
-    if num_params < 0 or bits <= 0:
-        raise ValueError(f"need num_params >= 0 and bits > 0, got {num_params} and {bits}")
-    return -(-num_params * bits // 8)
 
 
 def _paper_large_params() -> int:

@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-from .exercises import Exercise, bytes_at_bits, register
+from .exercises import Exercise, register
+from .units import bytes_at_bits
 
 __all__ = [
     "pack_byte",

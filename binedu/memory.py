@@ -16,19 +16,11 @@ import torch
 from torch import nn
 
 from .packed import PACKED_LAYERS, PackedLayer
+from .units import format_bytes
 
-__all__ = ["memory_report", "MemoryReport", "LayerMemory", "format_bytes"]
+__all__ = ["memory_report", "MemoryReport", "LayerMemory"]
 
 FLOAT32_BYTES = 4
-
-
-def format_bytes(n: float) -> str:
-    """``1536`` -> ``"1.5 KiB"``: binary units, one decimal."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} B" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
 
 
 def _ratio(float32_bytes: int, packed_bytes: int) -> float:
@@ -91,8 +83,8 @@ class MemoryReport:
             (
                 f"{r.name or '(model)'} ({r.type})",
                 f"{r.parameters:,}",
-                format_bytes(r.float32_bytes),
-                format_bytes(r.packed_bytes) + ("" if r.packable else " (float)"),
+                format_bytes(r.float32_bytes, binary=True),
+                format_bytes(r.packed_bytes, binary=True) + ("" if r.packable else " (float)"),
                 f"{r.ratio:.2f}x",
             )
             for r in self.rows
@@ -100,8 +92,8 @@ class MemoryReport:
         total = (
             "Total",
             f"{self.total_params:,}",
-            format_bytes(self.float32_bytes),
-            format_bytes(self.packed_bytes),
+            format_bytes(self.float32_bytes, binary=True),
+            format_bytes(self.packed_bytes, binary=True),
             f"{self.ratio:.2f}x",
         )
         widths = [max(len(line[i]) for line in [header, *body, total]) for i in range(5)]
@@ -114,8 +106,8 @@ class MemoryReport:
         rule = "-" * len(fmt(header))
         lines = [fmt(header), rule, *map(fmt, body), rule.replace("-", "="), fmt(total)]
         lines.append(
-            f"Total params: {self.total_params:,}  |  float32: {format_bytes(self.float32_bytes)}  |  "
-            f"packed: {format_bytes(self.packed_bytes)}  |  {self.ratio:.2f}x smaller"
+            f"Total params: {self.total_params:,}  |  float32: {format_bytes(self.float32_bytes, binary=True)}  |  "
+            f"packed: {format_bytes(self.packed_bytes, binary=True)}  |  {self.ratio:.2f}x smaller"
         )
         return "\n".join(lines)
 

@@ -21,16 +21,14 @@ from matplotlib.figure import Figure
 
 from .base import BinaryModule
 from .bits import pack_bits
-from .exercises import bytes_at_bits
 from .image_model import ImageClassifier
 from .language_model import LanguageModel
 from .linear import BinaryLinear
 from .quantize import quantize
+from .units import PRECISION_BITS, bytes_at_bits, format_bytes
 
 __all__ = [
-    "PRECISION_BITS",
     "PAPER_MODELS",
-    "format_bytes",
     "paper_model_parameters",
     "threshold_bits",
     "binarization_widget",
@@ -40,8 +38,6 @@ __all__ = [
     "MemoryWidget",
     "PackedBytesWidget",
 ]
-
-PRECISION_BITS: dict[str, int] = {"float32": 32, "float16": 16, "int8": 8, "1 bit": 1}
 
 # label in the Model dropdown -> (model class, config name)
 PAPER_MODELS: dict[str, tuple[type, str]] = {
@@ -53,16 +49,6 @@ PAPER_MODELS: dict[str, tuple[type, str]] = {
 CUSTOM = "custom parameter count"
 
 _BIT_COLORS = ("#b0b0b0", "#1f77b4")  # colour of a 0 bit, of a 1 bit
-
-
-def format_bytes(n: float) -> str:
-    """``n`` bytes in decimal units (kB = 1000 bytes, as disk and GPU makers count)."""
-    if n < 0:
-        raise ValueError(f"a byte count cannot be negative, got {n}")
-    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{int(n)} B"
 
 
 @functools.cache

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from binedu import BinaryLinear, ImageClassifier, LanguageModel, memory_report, pack_model
-from binedu.memory import format_bytes
+from binedu.units import format_bytes
 
 
 def numbers(report) -> list[tuple]:
@@ -74,4 +74,4 @@ def test_table_and_dict():
     "n, text", [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (5 * 2**20, "5.0 MiB"), (3 * 2**30, "3.0 GiB")]
 )
 def test_format_bytes(n, text):
-    assert format_bytes(n) == text
+    assert format_bytes(n, binary=True) == text

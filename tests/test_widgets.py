@@ -7,12 +7,11 @@ import torch
 
 from binedu import ImageClassifier, LanguageModel
 from binedu.quantize import quantize
+from binedu.units import PRECISION_BITS, format_bytes
 from binedu.widgets import (
     CUSTOM,
-    PRECISION_BITS,
     PackedBytesWidget,
     binarization_widget,
-    format_bytes,
     memory_widget,
     packed_bytes_widget,
     paper_model_parameters,
