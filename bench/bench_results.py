@@ -161,7 +161,7 @@ def goals(rows: list[Row]) -> list[tuple[str, bool]]:
         worse = n.best_val_loss / b.best_val_loss
         out.append(
             (
-                f"language: no normalization best val loss {n.best_val_loss:.4g}, {worse:.2f}x the binary model's (goal: clearly fails, >= 1.5x)",
+                f"language: no normalization best val loss {n.best_val_loss:.4g}, {worse:.3g}x the binary model's (goal: clearly fails, >= 1.5x)",
                 worse >= 1.5,
             )
         )

@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--num-workers", type=int, help="data-loading processes (default 0 on CPU, 8 on GPU)")
     train.add_argument("--out", help="run folder (default runs/<model>-<config>-<variant>)")
     train.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    train.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints within an epoch (default 1000)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     ev = sub.add_parser("evaluate", help="loss, accuracy (and perplexity) on the validation set")
@@ -262,7 +263,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     history = fit(
         model, data.train, data.val, **settings, seed=args.seed, max_steps=args.max_steps, pad_id=0,
         record_every=args.record_every, progress=not args.no_progress, checkpoint=checkpoint,
-        resume=args.resume, device=device, num_workers=num_workers, on_epoch=lambda r: _say(format_record(r)),
+        checkpoint_every=args.checkpoint_every, resume=args.resume, device=device, num_workers=num_workers, on_epoch=lambda r: _say(format_record(r)),
     )  # fmt: skip
     history.save(out / HISTORY)
     _say(_final_line(history))

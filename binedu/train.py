@@ -181,6 +181,7 @@ def fit(
     record_every: int = 10,
     progress: bool = True,
     checkpoint: str | Path | None = None,
+    checkpoint_every: int | None = None,
     resume: bool = False,
     device: str | torch.device | None = None,
     history: History | None = None,
@@ -204,8 +205,9 @@ def fit(
       with ``"partial": True``.
     - Every ``record_every`` steps the history gets the fraction of bits flipped since
       the previous record (binary models) and each layer's gradient norm.
-    - ``checkpoint``: a file saved after every epoch and at the end (latent floats,
-      optimizer, RNG and progress; see :mod:`binedu.train_checkpoint`); with
+    - ``checkpoint``: a file saved after every epoch, every ``checkpoint_every`` steps
+      if given, and at the end (latent floats, optimizer, RNG and progress; see
+      :mod:`binedu.train_checkpoint`); with
       ``resume=True`` an existing one is loaded first and training continues where it
       stopped, giving the same result as an uninterrupted run (same arguments needed).
     - ``device``: ``None``/``"auto"`` picks CUDA when available.
@@ -322,6 +324,8 @@ def fit(
                 state["tally"] = tally.to_dict()
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{rate:.2e}", refresh=False)
+                if checkpoint_every and state["step"] % checkpoint_every == 0 and state["batch"] < len(batches):
+                    save()  # mid-epoch; epoch ends save below
             finished = state["batch"] >= len(batches)
             val_metrics = None if val is None else evaluate(model, val, eval_batch_size or batch_size, pad_id, device)
             record = _epoch_record(epoch_offset + epoch + 1, step_offset + state["step"], tally, val_metrics, language)

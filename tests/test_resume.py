@@ -52,6 +52,37 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, make, da
     assert read_training_checkpoint(path).state["step"] == 13
 
 
+class Crashing(torch.utils.data.Dataset):
+    """A data set that fails after ``after`` item reads, like a run killed mid-epoch."""
+
+    def __init__(self, data, after: int) -> None:
+        self.data, self.left = data, after
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i):
+        self.left -= 1
+        if self.left < 0:
+            raise RuntimeError("killed")
+        return self.data[i]
+
+
+def test_a_run_killed_mid_epoch_resumes_from_its_last_periodic_checkpoint(tmp_path):
+    common = dict(epochs=2, batch_size=8, lr=5e-3, warmup_steps=2, record_every=2, seed=1, progress=False)
+    full_model = image_model()
+    full = fit(full_model, image_set(40), image_set(8, 1), **common)
+
+    path = tmp_path / "run.safetensors"
+    with pytest.raises(RuntimeError, match="killed"):  # dies while reading the 8th batch (step 7)
+        fit(image_model(), Crashing(image_set(40), 8 * 7 + 3), image_set(8, 1), checkpoint=path, checkpoint_every=3, **common)
+    assert read_training_checkpoint(path).state["step"] == 6  # the last periodic save, mid-epoch 2
+    resumed_model = image_model(seed=5)
+    resumed = fit(resumed_model, image_set(40), image_set(8, 1), checkpoint=path, resume=True, **common)
+    assert same_weights(full_model, resumed_model)
+    assert resumed.to_dict() == full.to_dict()
+
+
 def test_resume_without_a_file_starts_fresh(tmp_path):
     path = tmp_path / "new.safetensors"
     a = fit(image_model(), image_set(20), epochs=1, batch_size=10, checkpoint=path, resume=True, progress=False)
