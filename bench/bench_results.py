@@ -80,7 +80,7 @@ def run_image(quick: bool, seed: int) -> list[Row]:
     return rows
 
 
-def run_language(quick: bool, seed: int) -> list[Row]:
+def run_language(quick: bool, seed: int, epochs: int | None = None) -> list[Row]:
     data = text_data("pydoc", seed=seed, max_len=64)
     train, val = data.train, data.val
     if quick:
@@ -90,7 +90,7 @@ def run_language(quick: bool, seed: int) -> list[Row]:
         torch.manual_seed(seed)
         model = LanguageModel.from_config("tiny", vocab_size=data.vocab_size, **variant)
         start = time.perf_counter()
-        h = fit(model, train, val, **LANGUAGE, seed=seed, progress=False)
+        h = fit(model, train, val, **(LANGUAGE | ({"epochs": epochs} if epochs else {})), seed=seed, progress=False)
         rows.append(_row(f"language (pydoc, {data.vocab_size} chars)", name, model, h, time.perf_counter() - start))
     return rows
 
@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--only", choices=("image", "language"), help="run one task only")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lm-epochs", type=int, help="language-model epochs instead of the recipe's (a longer budget)")
     parser.add_argument("--json", help="also write the rows and goals to this JSON file")
     args = parser.parse_args(argv)
 
@@ -198,17 +199,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "image"):
         rows += run_image(args.quick, args.seed)
     if args.only in (None, "language"):
-        rows += run_language(args.quick, args.seed)
+        rows += run_language(args.quick, args.seed, args.lm_epochs)
     total = time.perf_counter() - start
 
     print(f"machine: {machine()}")
-    print(
-        f"command: python bench/bench_results.py{' --quick' if args.quick else ''}{f' --only {args.only}' if args.only else ''}"
-    )
+    print("command: python bench/bench_results.py " + " ".join(sys.argv[1:] if argv is None else argv))
     img = IMAGE | ({"epochs": QUICK["image_epochs"]} if args.quick else {})
     print(f"image recipe (all three variants): {img}")
     quick_lm = f" on {QUICK['lm_examples']} examples" if args.quick else ""
-    print(f"language recipe (all three variants): {LANGUAGE}{quick_lm}")
+    lm = LANGUAGE | ({"epochs": args.lm_epochs} if args.lm_epochs else {})
+    print(f"language recipe (all three variants): {lm}{quick_lm}")
     print()
     print(table(rows))
     print()
