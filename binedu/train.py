@@ -41,8 +41,9 @@ __all__ = [
 ]
 
 # Training hyperparameters per (model kind, config name). The paper's presets follow
-# Tables 1 and 4; "tiny" ones are tuned for the offline data on a CPU. ``min_lr_ratio``
-# keeps the paper presets learning after the 1100 decay steps (see binedu.schedule).
+# Tables 1 and 4; "tiny" ones are tuned for the offline data on a CPU (the recipes of
+# bench/bench_results.py). ``min_lr_ratio`` keeps the paper presets learning after the
+# 1100 decay steps (see binedu.schedule).
 RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     ("image", "paper-3x3"): dict(
         optimizer="adam", lr=1e-4, batch_size=64, epochs=1000, warmup_steps=20, decay_steps=1100, min_lr_ratio=0.1
@@ -50,14 +51,14 @@ RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     ("image", "paper-5x5"): dict(
         optimizer="adam", lr=1e-4, batch_size=64, epochs=1000, warmup_steps=20, decay_steps=1100, min_lr_ratio=0.1
     ),
-    ("image", "tiny"): dict(optimizer="adam", lr=3e-3, batch_size=64, epochs=30, warmup_steps=20, decay_steps=None),
+    ("image", "tiny"): dict(optimizer="adam", lr=3e-3, batch_size=32, epochs=15, warmup_steps=20, decay_steps=None),
     ("language", "paper-small"): dict(
         optimizer="adamw", lr=1e-5, batch_size=32, epochs=100, warmup_steps=0, decay_steps=0, weight_decay=0.01
     ),
     ("language", "paper-large"): dict(
         optimizer="adamw", lr=1e-5, batch_size=32, epochs=100, warmup_steps=0, decay_steps=0, weight_decay=0.01
     ),
-    ("language", "tiny"): dict(optimizer="adamw", lr=2e-3, batch_size=32, epochs=2, warmup_steps=20, decay_steps=None),
+    ("language", "tiny"): dict(optimizer="adamw", lr=1e-2, batch_size=32, epochs=1, warmup_steps=20, decay_steps=None),
 }
 
 
