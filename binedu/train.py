@@ -292,7 +292,7 @@ def fit(
                     break
                 x, y = (t.to(device, non_blocking=True) for t in split_batch(batch, task))
                 state["batch"] += 1
-                if language and not bool((y != pad_id).any()):
+                if language and pad_id is not None and not bool((y != pad_id).any()):
                     continue  # a batch of padding only: nothing to learn
                 step = state["step"]
                 model.train()

@@ -79,6 +79,15 @@ def test_training_loss_ignores_padding():
     assert b.epochs[0]["train_loss"] == pytest.approx(a.epochs[0]["train_loss"], rel=1e-4)
 
 
+def test_pad_id_none_counts_every_target():
+    """pad_id=None: no target is padding, so the padded positions count too."""
+    seqs = counting_sequences(16, length=5)
+    kw = dict(epochs=1, batch_size=4, lr=1e-2, progress=False, optimizer="adamw")
+    every = fit(language_model(max_len=5), seqs, pad_id=None, **kw)
+    real = fit(language_model(max_len=5), seqs, **kw)
+    assert len(every.loss) == len(real.loss) and every.loss != pytest.approx(real.loss, rel=1e-3)
+
+
 def test_models_without_normalization_and_float_models_train():
     h = fit(image_model(normalize=False), image_set(32), epochs=1, batch_size=8, record_every=2, progress=False)
     assert len(h.flip_ratio) == 2 and h.grad_norms
