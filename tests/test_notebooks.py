@@ -27,10 +27,18 @@ CELL_TIMEOUT_S = 600
 PROBE_TAG = "binedu-test-probe"
 
 # Appended to each notebook for the run: reports the kernel's interpreter and peak memory.
+# The peak is VmHWM, the high-water mark of the kernel's own memory: ru_maxrss would not do
+# on Linux, because it keeps the peak of the process before its exec, i.e. of the (large)
+# pytest process that forked the kernel.
 PROBE = """\
 import json, resource, sys
-print("BINEDU_PROBE", json.dumps({"executable": sys.executable, "prefix": sys.prefix,
-      "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+def _peak_kb():
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print("BINEDU_PROBE", json.dumps({"executable": sys.executable, "prefix": sys.prefix, "maxrss_kb": _peak_kb()}))
 """
 
 
