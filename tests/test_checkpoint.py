@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import randomize
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors import safe_open
@@ -29,14 +30,6 @@ from binedu import (
     save_packed,
 )
 from binedu.packed import PackedLinear
-
-
-def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g))
-    return model.eval()
 
 
 def assert_same_model(a: nn.Module, b: nn.Module) -> None:

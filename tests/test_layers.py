@@ -4,6 +4,7 @@ contract (shapes, errors, bits used in train and eval, gradients to every latent
 import pytest
 import reference as ref
 import torch
+from helpers import randomize
 
 from binedu import (
     BinaryConv2d,
@@ -17,48 +18,42 @@ torch.manual_seed(0)
 TOL = dict(atol=2e-4, rtol=1e-4)
 
 
-def scramble_(module: torch.nn.Module) -> torch.nn.Module:
-    """Give every latent (biases too) random values so that all bits are exercised."""
-    with torch.no_grad():
-        for p in module.parameters():
-            p.normal_()
-    return module
 
 
 @pytest.mark.parametrize("activation", ["linear", "relu", "gelu"])
 def test_bnfcl_matches_alg2(activation):
-    layer = scramble_(BinaryLinear(7, 5, activation)).eval()
+    layer = randomize(BinaryLinear(7, 5, activation)).eval()
     x = torch.randn(3, 7)
     torch.testing.assert_close(layer(x).double(), ref.bnfcl(x, layer.weight, layer.bias, activation), **TOL)
 
 
 def test_bnfcl_sequence_input_is_per_token():
-    layer = scramble_(BinaryLinear(6, 4))
+    layer = randomize(BinaryLinear(6, 4))
     x = torch.randn(2, 3, 6)
     torch.testing.assert_close(layer(x).double(), ref.bnfcl(x, layer.weight, layer.bias), **TOL)
 
 
 @pytest.mark.parametrize("k", [3, 5])
 def test_bncvl_matches_alg3(k):
-    layer = scramble_(BinaryConv2d(2, 4, k, "relu")).eval()
+    layer = randomize(BinaryConv2d(2, 4, k, "relu")).eval()
     x = torch.randn(2, 2, 5, 6)
     torch.testing.assert_close(layer(x).double(), ref.bncvl(x, layer.weight, layer.bias, "relu"), **TOL)
 
 
 def test_bembl_matches_alg4_one_hot_product():
-    layer = scramble_(BinaryEmbedding(11, 8, max_len=6))
+    layer = randomize(BinaryEmbedding(11, 8, max_len=6))
     tokens = torch.randint(0, 11, (3, 5))
     torch.testing.assert_close(layer(tokens).double(), ref.bembl(tokens, layer), **TOL)
 
 
 def test_batl_matches_alg6():
-    layer = scramble_(BinaryMultiheadAttention(8, 2))
+    layer = randomize(BinaryMultiheadAttention(8, 2))
     x = torch.randn(2, 5, 8)
     torch.testing.assert_close(layer(x).double(), ref.batl(x, layer), **TOL)
 
 
 def test_btfb_matches_alg5():
-    block = scramble_(BinaryTransformerBlock(8, 2))
+    block = randomize(BinaryTransformerBlock(8, 2))
     assert block.ff_dim == 16  # ff_dim = 2 * emb_dim, as in the paper
     x = torch.randn(2, 4, 8)
     torch.testing.assert_close(block(x).double(), ref.btfb(x, block), **TOL)
@@ -76,7 +71,7 @@ LAYERS = {
 @pytest.mark.parametrize("name", LAYERS)
 def test_gradients_reach_every_latent_parameter(name):
     make, inputs = LAYERS[name]
-    layer = scramble_(make())
+    layer = randomize(make())
     (layer(inputs()) * torch.randn(1)).square().sum().backward()
     for pname, p in layer.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reached {pname}"
@@ -85,7 +80,7 @@ def test_gradients_reach_every_latent_parameter(name):
 @pytest.mark.parametrize("name", LAYERS)
 def test_bits_are_used_in_train_and_eval(name):
     make, inputs = LAYERS[name]
-    layer = scramble_(make())
+    layer = randomize(make())
     x = inputs()
     train_out = layer.train()(x)
     eval_out = layer.eval()(x)
@@ -106,7 +101,7 @@ def test_binary_layers_are_parameter_free_apart_from_latents(name):
 
 
 def test_binary_parameters_are_the_bits():
-    layer = scramble_(BinaryLinear(5, 3))
+    layer = randomize(BinaryLinear(5, 3))
     b = layer.binary_parameters()
     assert set(b) == {"weight", "bias"}
     assert set(b["weight"].unique().tolist()) <= {0.0, 1.0}

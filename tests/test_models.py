@@ -3,6 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import randomize
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,11 +20,6 @@ def tiny_image(**kw) -> ImageClassifier:
     return ImageClassifier.from_config("tiny", **kw)
 
 
-def scramble_(model):
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_()
-    return model
 
 
 # ---- sizes and configuration -------------------------------------------------------
@@ -116,7 +112,7 @@ MODELS = {
 @pytest.mark.parametrize("name", MODELS)
 def test_gradients_reach_every_latent_parameter(name):
     make, inputs = MODELS[name]
-    model = scramble_(make())
+    model = randomize(make())
     out = model(inputs())
     F.cross_entropy(out.reshape(-1, out.shape[-1]), torch.randint(0, out.shape[-1], (out[..., 0].numel(),))).backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
@@ -129,7 +125,7 @@ def test_gradients_reach_every_latent_parameter(name):
 def test_eval_output_depends_only_on_the_bits(name, scale, shift):
     make, inputs = MODELS[name]
     torch.manual_seed(1)
-    model = scramble_(make()).eval()
+    model = randomize(make()).eval()
     x = inputs()
     before = model(x)
     bits = {n: p > p.double().mean() for n, p in model.named_parameters()}
@@ -146,7 +142,7 @@ def test_eval_output_depends_only_on_the_bits(name, scale, shift):
 def test_no_statistics_cross_examples(name, data):
     make, inputs = MODELS[name]
     torch.manual_seed(2)
-    model = scramble_(make()).eval()
+    model = randomize(make()).eval()
     x = inputs()
     i = data.draw(st.integers(0, len(x) - 1))
     alone = model(x[i : i + 1])
@@ -158,7 +154,7 @@ def test_no_statistics_cross_examples(name, data):
 @settings(max_examples=15)
 def test_language_model_is_causal(t, seed):
     torch.manual_seed(seed)
-    model = scramble_(tiny_lm()).eval()
+    model = randomize(tiny_lm(), seed)
     tokens = torch.randint(0, 16, (2, 10))
     changed = tokens.clone()
     changed[:, t + 1 :] = torch.randint(0, 16, changed[:, t + 1 :].shape)
@@ -168,7 +164,7 @@ def test_language_model_is_causal(t, seed):
 def test_paper_leaky_mask_breaks_causality():
     # Alg. 6 line 17 fills future scores with -1e-10 (about 0): the future leaks in
     torch.manual_seed(0)
-    model = scramble_(tiny_lm(leaky_mask=True)).eval()
+    model = randomize(tiny_lm(leaky_mask=True)).eval()
     tokens = torch.randint(0, 16, (2, 10))
     changed = tokens.clone()
     changed[:, 5:] = (changed[:, 5:] + 1) % 16

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import randomize
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -35,13 +36,6 @@ from binedu.packed import (
 TOL = dict(rtol=1e-4, atol=1e-4)
 
 
-def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Random latents with nonzero biases, so that every bit pattern is exercised."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g))
-    return model.eval()
 
 
 def assert_same_outputs(binary: nn.Module, packed: nn.Module, x: torch.Tensor) -> None:
