@@ -1,5 +1,5 @@
 # The two commands of the README:
-#   make lab    install what is needed, then open JupyterLab on notebooks/
+#   make lab    install what is needed, then open JupyterLab on notebooks/ at the first notebook
 #   make test   install what is needed, then run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,8 +16,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet $(PIP_FLAGS) -e ".[test]"
 	touch $@
 
+# JupyterLab serves notebooks/ and opens the first notebook; root must allow itself explicitly
 lab: install
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/01_why_one_bit.ipynb $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Debian's chromium for tests/test_browser.py (playwright drives it; no browser download)
 browser:
