@@ -28,24 +28,24 @@ from .transformer import BinaryTransformerBlock
 __version__ = "0.1.0"
 
 __all__ = [
-    "image_data",
-    "text_data",
-    "CharTokenizer",
-    "WordPieceTokenizer",
+    # Eq. 1, Alg. 1 and Normalize
     "quantize",
     "quantize_ste",
     "normalize",
     "Normalize",
+    # the binary normalized layers (Alg. 1-6)
     "BinaryLinear",
     "BinaryConv2d",
     "BinaryEmbedding",
     "BinaryMultiheadAttention",
     "BinaryTransformerBlock",
+    # the paper's models (Alg. 7, 8)
     "ImageClassifier",
     "LanguageModel",
     "ImageConfig",
     "LanguageConfig",
     "count_parameters",
+    # 1 bit for real
     "pack_bits",
     "unpack_bits",
     "pack_model",
@@ -53,6 +53,11 @@ __all__ = [
     "load_packed",
     "CheckpointError",
     "memory_report",
+    # data, training, evaluation
+    "image_data",
+    "text_data",
+    "CharTokenizer",
+    "WordPieceTokenizer",
     "fit",
     "evaluate",
     "generate",
