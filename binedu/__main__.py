@@ -333,8 +333,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         table = IMAGE_CONFIGS if args.model == "image" else LANGUAGE_CONFIGS
         if args.config not in table:
             raise CommandError(f"unknown {args.model} config {args.config!r}; known: {', '.join(table)}")
-        with torch.device("meta"):  # shapes only: even paper-large (333 M parameters) allocates nothing
-            model = cls.from_config(args.config, binary=not args.float_model)
+        # shapes only: even paper-large (333 M parameters) allocates nothing
+        model = cls.on_meta(args.config, binary=not args.float_model)
     _say(str(memory_report(model)))
     return 0
 

@@ -227,8 +227,7 @@ def _judge(ex: Exercise, answer: Any) -> tuple[bool, str]:
 def _paper_large_params() -> int:
     from .language_model import LanguageModel
 
-    with torch.device("meta"):
-        return LanguageModel.from_config("paper-large").num_parameters()
+    return LanguageModel.on_meta("paper-large").num_parameters()
 
 
 register(

@@ -67,8 +67,7 @@ def normalized_loss_floor(num_classes: int) -> float:
 def _alg7_parameters() -> int:
     from .image_model import ImageClassifier
 
-    with torch.device("meta"):
-        return ImageClassifier.from_config("paper-3x3").num_parameters()
+    return ImageClassifier.on_meta("paper-3x3").num_parameters()
 
 
 register(

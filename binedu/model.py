@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import torch
 from torch import nn
 
 from .config import _Config, lookup
@@ -42,6 +43,13 @@ class ConfigModel(nn.Module):
         object or its dict, with any field overridden (``binary=False``, ...)."""
         config = lookup(cls.configs, name, cls.config_class.kind) if isinstance(name, str) else name
         return cls(config, **overrides)
+
+    @classmethod
+    def on_meta(cls, name: str | _Config | dict, **overrides: Any):
+        """The model's structure without its weights, built on PyTorch's ``meta`` device:
+        counting and memory reports of paper-size models allocate nothing."""
+        with torch.device("meta"):
+            return cls.from_config(name, **overrides)
 
     def num_parameters(self) -> int:
         """Number of parameters of this model (see :func:`count_parameters`)."""

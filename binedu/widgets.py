@@ -58,8 +58,7 @@ def paper_model_parameters(name: str) -> int:
     if name not in PAPER_MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(PAPER_MODELS)}")
     cls, config = PAPER_MODELS[name]
-    with torch.device("meta"):
-        return cls.from_config(config).num_parameters()
+    return cls.on_meta(config).num_parameters()
 
 
 def threshold_bits(p: torch.Tensor, rule: str = "mean") -> tuple[torch.Tensor, float]:

@@ -243,3 +243,10 @@ def test_tiny_language_model_learns_and_needs_normalization():
     first, last = final[True]
     assert last < 0.6 * first  # from ~log(16) towards the 1-2 bits of uncertainty left
     assert final[False][1] > 2 * last
+
+
+def test_on_meta_builds_the_structure_without_weights():
+    model = LanguageModel.on_meta("paper-large", binary=False)
+    assert all(p.device.type == "meta" for p in model.parameters())
+    assert model.num_parameters() > 332_855_098  # plus the float model's learnable norms
+    assert ImageClassifier.on_meta("paper-3x3").num_parameters() == 1_403_653
