@@ -32,7 +32,8 @@ def check_tokens(tokens: torch.Tensor, vocab_size: int, max_len: int) -> None:
 class BinaryEmbedding(BinaryModule):
     """BEMBL (Alg. 4): ``Normalize(onehot(tok) W + b) + Normalize(onehot(pos) P + c)``.
 
-    Both halves are BNFCLs with a linear activation applied to one-hot vectors. A one-hot
+    Both halves are BNFCLs applied to one-hot vectors, with a linear activation in the
+    paper (``activation`` applies another one to each half). A one-hot
     row times a 0/1 matrix picks one row, so the layer looks rows up instead of
     multiplying (identical result, normalization included). ``weight`` is
     ``(num_embeddings, embedding_dim)`` like :class:`torch.nn.Embedding`, ``bias`` has
@@ -46,12 +47,13 @@ class BinaryEmbedding(BinaryModule):
         num_embeddings: int,
         embedding_dim: int,
         max_len: int,
+        activation: str | None = None,
         *,
         binary: bool = True,
         normalize: bool = True,
         affine: bool | None = None,
     ) -> None:
-        super().__init__(embedding_dim, None, binary=binary, normalize=normalize, affine=affine)
+        super().__init__(embedding_dim, activation, binary=binary, normalize=normalize, affine=affine)
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
         self.max_len = max_len
@@ -67,8 +69,11 @@ class BinaryEmbedding(BinaryModule):
         check_tokens(tokens, self.num_embeddings, self.max_len)
         positions = torch.arange(tokens.shape[1], device=tokens.device)
         tok = self.finish(self.q(self.weight)[tokens] + self.q(self.bias))
-        pos = self.position_norm(self.q(self.position_weight)[positions] + self.q(self.position_bias))
+        pos = self._act(self.position_norm(self.q(self.position_weight)[positions] + self.q(self.position_bias)))
         return tok + pos
 
     def extra_repr(self) -> str:
-        return f"{self.num_embeddings}, {self.embedding_dim}, max_len={self.max_len}, binary={self.binary}"
+        return (
+            f"{self.num_embeddings}, {self.embedding_dim}, max_len={self.max_len}, "
+            f"activation={self.activation!r}, binary={self.binary}"
+        )

@@ -402,8 +402,16 @@ class PackedEmbedding(PackedLayer):
 
     binary_type = BinaryEmbedding
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, max_len: int, *, normalize: bool = True) -> None:
-        super().__init__(embedding_dim, None, normalize=normalize, affine=False)
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        max_len: int,
+        activation: str | None = None,
+        *,
+        normalize: bool = True,
+    ) -> None:
+        super().__init__(embedding_dim, activation, normalize=normalize, affine=False)
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
         self.max_len = max_len
@@ -424,6 +432,7 @@ class PackedEmbedding(PackedLayer):
             num_embeddings=self.num_embeddings,
             embedding_dim=self.embedding_dim,
             max_len=self.max_len,
+            activation=self.activation,
             normalize=_normalizes(self),
         )
 
@@ -433,6 +442,7 @@ class PackedEmbedding(PackedLayer):
             num_embeddings=layer.num_embeddings,
             embedding_dim=layer.embedding_dim,
             max_len=layer.max_len,
+            activation=layer.activation,
             normalize=_normalizes(layer),
         )
 
@@ -442,7 +452,7 @@ class PackedEmbedding(PackedLayer):
         positions = torch.arange(tokens.shape[1], device=tokens.device)
         tok = unpack_float(self.weight_bits[tokens], d) + self.bits("bias")
         pos = unpack_float(self.position_weight_bits[positions], d) + self.bits("position_bias")
-        return self.finish(tok) + self.position_norm(pos)
+        return self.finish(tok) + self._act(self.position_norm(pos))
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}, max_len={self.max_len}"

@@ -67,13 +67,13 @@ def bncvl(x: torch.Tensor, weight, bias, activation="linear") -> torch.Tensor:
     return out
 
 
-def bembl(tokens: torch.Tensor, layer) -> torch.Tensor:
+def bembl(tokens: torch.Tensor, layer, activation="linear") -> torch.Tensor:
     """Alg. 4 with real one-hot vectors: BNFCL(onehot(token)) + BNFCL(onehot(position))."""
     vocab, max_len = layer.weight.shape[0], layer.position_weight.shape[0]
     onehot_tok = torch.nn.functional.one_hot(tokens, vocab).double()
     onehot_pos = torch.nn.functional.one_hot(torch.arange(tokens.shape[1]), max_len).double()
-    tok = bnfcl(onehot_tok, layer.weight.T, layer.bias)
-    pos = bnfcl(onehot_pos, layer.position_weight.T, layer.position_bias)
+    tok = bnfcl(onehot_tok, layer.weight.T, layer.bias, activation)
+    pos = bnfcl(onehot_pos, layer.position_weight.T, layer.position_bias, activation)
     return tok + pos
 
 

@@ -54,7 +54,7 @@ def user_models() -> list[tuple[nn.Module, torch.Tensor]]:
         nn.Softmax(dim=-1),
     )
     text = nn.Sequential(
-        BinaryEmbedding(50, 16, 10), BinaryTransformerBlock(16, 4), nn.Sequential(BinaryLinear(16, 50))
+        BinaryEmbedding(50, 16, 10, "gelu"), BinaryTransformerBlock(16, 4), nn.Sequential(BinaryLinear(16, 50))
     )
     return [
         (randomize(LanguageModel.from_config("tiny")), torch.randint(0, 256, (2, 12), generator=g)),

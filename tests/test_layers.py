@@ -40,10 +40,11 @@ def test_bncvl_matches_alg3(k):
     torch.testing.assert_close(layer(x).double(), ref.bncvl(x, layer.weight, layer.bias, "relu"), **TOL)
 
 
-def test_bembl_matches_alg4_one_hot_product():
-    layer = randomize(BinaryEmbedding(11, 8, max_len=6))
+@pytest.mark.parametrize("activation", ["linear", "relu"])
+def test_bembl_matches_alg4_one_hot_product(activation):
+    layer = randomize(BinaryEmbedding(11, 8, max_len=6, activation=activation))
     tokens = torch.randint(0, 11, (3, 5))
-    torch.testing.assert_close(layer(tokens).double(), ref.bembl(tokens, layer), **TOL)
+    torch.testing.assert_close(layer(tokens).double(), ref.bembl(tokens, layer, activation), **TOL)
 
 
 def test_batl_matches_alg6():

@@ -142,6 +142,7 @@ LAYERS = [
     (lambda: BinaryConv2d(4, 3, 1, normalize=False), lambda: torch.randn(2, 4, 3, 3), PackedConv2d),
     (lambda: BinaryEmbedding(37, 12, 9), lambda: torch.randint(0, 37, (3, 9)), PackedEmbedding),
     (lambda: BinaryEmbedding(5, 7, 4, normalize=False), lambda: torch.randint(0, 5, (2, 3)), PackedEmbedding),
+    (lambda: BinaryEmbedding(6, 8, 5, "relu"), lambda: torch.randint(0, 6, (2, 5)), PackedEmbedding),
     (lambda: BinaryMultiheadAttention(16, 4), lambda: torch.randn(2, 6, 16), None),
     (lambda: BinaryTransformerBlock(16, 2, 24), lambda: torch.randn(2, 5, 16), None),
     (lambda: BinaryTransformerBlock(8, 2, leaky_mask=True, normalize=False), lambda: torch.randn(1, 4, 8), None),
