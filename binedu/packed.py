@@ -208,14 +208,18 @@ class PackedLayer(BinaryModule):
         """How each latent tensor of the binary layer is stored, by name."""
         raise NotImplementedError
 
+    arg_names: ClassVar[tuple[str, ...]]
+    """Constructor arguments that the packed layer shares, by name, with its binary layer."""
+
     def args(self) -> dict[str, Any]:
         """The constructor arguments (plain JSON values) that rebuild this layer empty."""
-        raise NotImplementedError
+        return self.args_of(self)
 
     @classmethod
-    def args_of(cls, layer: BinaryModule) -> dict[str, Any]:
-        """The constructor arguments of the packed layer that holds ``layer``'s bits."""
-        raise NotImplementedError
+    def args_of(cls, layer: BinaryModule | PackedLayer) -> dict[str, Any]:
+        """The constructor arguments of the packed layer that holds ``layer``'s bits
+        (``layer`` is the binary layer or a packed one: both carry these attributes)."""
+        return {name: getattr(layer, name) for name in cls.arg_names} | {"normalize": _normalizes(layer)}
 
     def _register_bits(self) -> None:
         for name, layout in self.layouts().items():
@@ -270,6 +274,7 @@ class PackedLinear(PackedLayer):
     """
 
     binary_type = BinaryLinear
+    arg_names = ("in_features", "out_features", "activation")
 
     def __init__(
         self, in_features: int, out_features: int, activation: str | None = None, *, normalize: bool = True
@@ -286,22 +291,6 @@ class PackedLinear(PackedLayer):
             "bias": BitLayout((self.out_features,)),
         }
 
-    def args(self) -> dict[str, Any]:
-        return dict(
-            in_features=self.in_features,
-            out_features=self.out_features,
-            activation=self.activation,
-            normalize=_normalizes(self),
-        )
-
-    @classmethod
-    def args_of(cls, layer: BinaryLinear) -> dict[str, Any]:
-        return dict(
-            in_features=layer.in_features,
-            out_features=layer.out_features,
-            activation=layer.activation,
-            normalize=_normalizes(layer),
-        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
@@ -326,6 +315,7 @@ class PackedConv2d(PackedLayer):
     """
 
     binary_type = BinaryConv2d
+    arg_names = ("in_channels", "out_channels", "kernel_size", "activation", "norm_mode")
 
     def __init__(
         self,
@@ -353,27 +343,6 @@ class PackedConv2d(PackedLayer):
             "bias": BitLayout((self.out_channels,)),
         }
 
-    def args(self) -> dict[str, Any]:
-        return dict(
-            in_channels=self.in_channels,
-            out_channels=self.out_channels,
-            kernel_size=self.kernel_size,
-            activation=self.activation,
-            normalize=_normalizes(self),
-            norm_mode=self.norm_mode,
-        )
-
-    @classmethod
-    def args_of(cls, layer: BinaryConv2d) -> dict[str, Any]:
-        mode = layer.norm.mode if hasattr(layer.norm, "mode") else "channels"
-        return dict(
-            in_channels=layer.in_channels,
-            out_channels=layer.out_channels,
-            kernel_size=layer.kernel_size,
-            activation=layer.activation,
-            normalize=_normalizes(layer),
-            norm_mode=mode,
-        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
@@ -401,6 +370,7 @@ class PackedEmbedding(PackedLayer):
     positions pick are unpacked, nothing else (one-hot times 0/1 matrix = row lookup)."""
 
     binary_type = BinaryEmbedding
+    arg_names = ("num_embeddings", "embedding_dim", "max_len", "activation")
 
     def __init__(
         self,
@@ -427,24 +397,6 @@ class PackedEmbedding(PackedLayer):
             "position_bias": BitLayout((d,)),
         }
 
-    def args(self) -> dict[str, Any]:
-        return dict(
-            num_embeddings=self.num_embeddings,
-            embedding_dim=self.embedding_dim,
-            max_len=self.max_len,
-            activation=self.activation,
-            normalize=_normalizes(self),
-        )
-
-    @classmethod
-    def args_of(cls, layer: BinaryEmbedding) -> dict[str, Any]:
-        return dict(
-            num_embeddings=layer.num_embeddings,
-            embedding_dim=layer.embedding_dim,
-            max_len=layer.max_len,
-            activation=layer.activation,
-            normalize=_normalizes(layer),
-        )
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         check_tokens(tokens, self.num_embeddings, self.max_len)
