@@ -1,4 +1,4 @@
-"""Data for binedu: offline defaults (scikit-learn's digits, Python's documentation text),
+"""Data for binedu: offline defaults (the UCI digits shipped with binedu, Python's documentation text),
 loaders for the paper's Food-101 and WikiText-103, tokenizers, batching, and an opt-in
 download helper."""
 

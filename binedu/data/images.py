@@ -1,4 +1,4 @@
-"""Image data for the BCVNN (Alg. 7): scikit-learn's digits offline, Food-101 and any
+"""Image data for the BCVNN (Alg. 7): the UCI digits shipped with binedu (offline), Food-101 and any
 folder of class-named image folders.
 
 Every image becomes a float32 ``(C, H, W)`` tensor: read with Pillow, converted to RGB
@@ -24,6 +24,7 @@ from einops import rearrange
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from .digits import load_digits
 from .errors import DataError, require_dir, require_file
 from .split import balanced_subset, check_fraction, check_limit, stratified_split
 
@@ -136,16 +137,15 @@ def _check_size(image_size: int | None, default: int) -> int:
 
 
 def _digits(image_size: int, val_fraction: float, seed: int, limit: int | None) -> ImageData:
-    """scikit-learn's 1,797 handwritten digits, 8x8 grey, values 0..16."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    images = rearrange(torch.tensor(digits.images, dtype=torch.float32) / 16.0, "n h w -> n 1 h w")
+    """The 1,797 UCI handwritten digits shipped with binedu (scikit-learn's copy), 8x8 grey,
+    values 0..16."""
+    raw_images, raw_labels = load_digits()
+    images = rearrange(torch.tensor(raw_images, dtype=torch.float32) / 16.0, "n h w -> n 1 h w")
     if image_size != images.shape[-1]:
         images = torch.nn.functional.interpolate(
             images, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True
         ).clamp(0.0, 1.0)
-    labels = torch.tensor(digits.target, dtype=torch.int64)
+    labels = torch.tensor(raw_labels, dtype=torch.int64)
     train, val = stratified_split(labels.numpy(), val_fraction, seed)
     train = balanced_subset(train, labels.numpy(), limit, seed)
     val = balanced_subset(val, labels.numpy(), limit, seed + 1)
@@ -281,8 +281,8 @@ def image_data(
 ) -> ImageData:
     """Load an image classification data set.
 
-    - ``"digits"``: scikit-learn's 1,797 handwritten digits (8x8 grey, 10 classes),
-      installed with scikit-learn, no network; ``image_size`` defaults to 8, matching the
+    - ``"digits"``: the 1,797 UCI handwritten digits (8x8 grey, 10 classes) shipped with
+      binedu (:mod:`binedu.data.digits`), no network; ``image_size`` defaults to 8, matching the
       ``"tiny"`` ImageConfig.
     - ``"food101"``: ``root`` is the extracted ``food-101/`` folder; train and validation
       are the official meta/train.txt and meta/test.txt (``val_fraction`` is not used);
