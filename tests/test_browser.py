@@ -24,7 +24,7 @@ import pytest
 from lab_page import CHROMIUM_ARGS, LabNotebookPage, LabPageError, chromium_executable, numbers_in, wait_until
 from lab_server import LabServer, start_lab
 
-from binedu.widgets import binarization_widget, memory_widget
+from binedu.course.widgets import binarization_widget, memory_widget
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from binedu.exercises import Exercise, check, exercises, get_exercise, register
+from binedu.course.exercises import Exercise, check, exercises, get_exercise, register
 from binedu.quantize import quantize
 from binedu.units import bytes_at_bits
 

@@ -11,19 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from binedu import BinaryConv2d, BinaryLinear, LanguageModel, pack_bits, unpack_bits
-from binedu.exercises import check, exercises, get_exercise
-from binedu.exercises_deploy import (
-    bncvl_parameters,
-    bnfcl_parameters,
-    lut_dot,
-    lut_entry,
-    lut_table_bytes,
-    lut_tables,
-    pack_byte,
-    packed_matrix_bytes,
-    paper_packed_megabytes,
-    unpack_byte,
-)
+from binedu.course.exercises import check, exercises, get_exercise
+from binedu.course.exercises.bitpacking import pack_byte, packed_matrix_bytes, unpack_byte
+from binedu.course.exercises.deployment import lut_dot, lut_entry, lut_table_bytes, lut_tables
+from binedu.course.exercises.paper_scale import bncvl_parameters, bnfcl_parameters, paper_packed_megabytes
 
 bits8 = st.lists(st.integers(0, 1), min_size=8, max_size=8)
 

@@ -9,17 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from binedu import ImageClassifier
-from binedu.attention_maps import attention_weights
 from binedu.config import IMAGE_CONFIGS
-from binedu.exercises import check, exercises, get_exercise
-from binedu.exercises_models import (
-    bncvl_parameters,
-    future_mask,
-    leaky_future_weight,
-    normalized_loss_floor,
-    padfree_perplexity,
-    pooled_size,
-)
+from binedu.course.attention_maps import attention_weights
+from binedu.course.exercises import check, exercises, get_exercise
+from binedu.course.exercises.image_model import bncvl_parameters, normalized_loss_floor, pooled_size
+from binedu.course.exercises.language_model import future_mask, leaky_future_weight, padfree_perplexity
 from binedu.metrics import Tally
 from binedu.normalize import normalize
 

@@ -77,7 +77,7 @@ def test_notebook_is_committed_clean_and_follows_the_layout(path):
     assert re.search(r"^FAST = True\b", code, re.M), "a `FAST = True` switch selects the short version"
     start = next(i for i, c in enumerate(nb.cells) if re.search(r"^##\s+Exercises", c.source, re.M))
     exercises = "\n".join(c.source for c in nb.cells[start:] if c.cell_type == "code")
-    assert re.search(r"\bcheck\(", exercises), "the exercises are self-checked with binedu.exercises.check"
+    assert re.search(r"\bcheck\(", exercises), "the exercises are self-checked with binedu.course.exercises.check"
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The notebook figures (binedu.plots), drawn on the Agg backend; axes content is checked,
+"""The notebook figures (binedu.course.plots), drawn on the Agg backend; axes content is checked,
 not pixels."""
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ import torch  # noqa: E402
 from train_fixtures import image_model  # noqa: E402
 
 from binedu.conv import BinaryConv2d  # noqa: E402
-from binedu.history import History  # noqa: E402
-from binedu.plots import (  # noqa: E402
+from binedu.course.plots import (  # noqa: E402
     plot_binary_kernels,
     plot_flip_ratio,
     plot_grad_norms,
@@ -24,6 +23,7 @@ from binedu.plots import (  # noqa: E402
     plot_schedule,
     plot_weight_histogram,
 )
+from binedu.history import History  # noqa: E402
 from binedu.quantize import quantize  # noqa: E402
 
 

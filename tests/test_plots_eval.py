@@ -17,15 +17,15 @@ from torch import nn  # noqa: E402
 
 from binedu import ImageClassifier, LanguageModel  # noqa: E402
 from binedu.attention import causal_attention  # noqa: E402
-from binedu.attention_maps import attention_maps, attention_weights, future_influence  # noqa: E402
-from binedu.data.images import TensorImageDataset  # noqa: E402
-from binedu.plots_eval import (  # noqa: E402
+from binedu.course.attention_maps import attention_maps, attention_weights, future_influence  # noqa: E402
+from binedu.course.plots_eval import (  # noqa: E402
     confusion_matrix,
     plot_attention,
     plot_confusion_matrix,
     plot_digit_predictions,
     predict,
 )
+from binedu.data.images import TensorImageDataset  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -6,9 +6,7 @@ import pytest
 import torch
 
 from binedu import ImageClassifier, LanguageModel
-from binedu.quantize import quantize
-from binedu.units import PRECISION_BITS, format_bytes
-from binedu.widgets import (
+from binedu.course.widgets import (
     CUSTOM,
     PackedBytesWidget,
     binarization_widget,
@@ -17,6 +15,8 @@ from binedu.widgets import (
     paper_model_parameters,
     threshold_bits,
 )
+from binedu.quantize import quantize
+from binedu.units import PRECISION_BITS, format_bytes
 
 PNG = b"\x89PNG"
 
@@ -219,7 +219,7 @@ def test_memory_widget_ignores_the_sliders_snapped_echo():
     # in the browser, the log slider rounds the count to its step and sends it back
     import math
 
-    from binedu.widgets import memory_widget
+    from binedu.course.widgets import memory_widget
 
     w = memory_widget()
     snapped = 10 ** (round(math.log10(w.num_params) / w.params.step) * w.params.step)

@@ -1,7 +1,7 @@
 """Figures that evaluate a trained model: confusion matrix, a grid of predicted digits and
 attention heatmaps (notebooks 04 and 05), with the numbers they draw.
 
-Like :mod:`binedu.plots`, every plotting function returns the
+Like :mod:`binedu.course.plots`, every plotting function returns the
 :class:`matplotlib.figure.Figure` it drew on and takes an ``ax=`` where one axes suffices.
 """
 

@@ -19,13 +19,13 @@ import torch.nn.functional as F
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .base import BinaryModule
-from .bits import pack_bits
-from .image_model import ImageClassifier
-from .language_model import LanguageModel
-from .linear import BinaryLinear
-from .quantize import quantize
-from .units import PRECISION_BITS, bytes_at_bits, format_bytes
+from ..base import BinaryModule
+from ..bits import pack_bits
+from ..image_model import ImageClassifier
+from ..language_model import LanguageModel
+from ..linear import BinaryLinear
+from ..quantize import quantize
+from ..units import PRECISION_BITS, bytes_at_bits, format_bytes
 
 __all__ = [
     "PAPER_MODELS",

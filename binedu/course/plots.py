@@ -17,10 +17,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import nn
 
-from .history import History
-from .model import count_parameters
-from .quantize import quantize
-from .units import PRECISION_BITS, bytes_at_bits, format_bytes
+from ..history import History
+from ..model import count_parameters
+from ..quantize import quantize
+from ..units import PRECISION_BITS, bytes_at_bits, format_bytes
 
 __all__ = [
     "plot_weight_histogram",

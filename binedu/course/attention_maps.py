@@ -12,7 +12,7 @@ import torch
 from einops import rearrange, repeat
 from torch import nn
 
-from .attention import BinaryMultiheadAttention, causal_attention
+from ..attention import BinaryMultiheadAttention, causal_attention
 
 __all__ = ["attention_weights", "attention_maps", "future_influence"]
 

@@ -1,0 +1,20 @@
+"""Self-check exercises of the notebooks, one module per notebook.
+
+A student completes a small function or value in a notebook and calls
+``check("02.quantize", my_quantize)``; :mod:`.core` holds the checking machinery and each
+notebook's module registers that notebook's exercises when it is imported (below).
+"""
+
+from . import (  # noqa: F401  (importing a notebook's module registers its exercises)
+    binarization,
+    bitpacking,
+    deployment,
+    image_model,
+    language_model,
+    normalization,
+    paper_scale,
+    why_one_bit,
+)
+from .core import Exercise, check, exercises, get_exercise, register
+
+__all__ = ["Exercise", "register", "check", "exercises", "get_exercise"]

@@ -1,0 +1,98 @@
+"""Self-check exercises of notebook 06: bit-packing.
+
+Importing this module registers them (binedu.course.exercises imports every notebook's module)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from ...units import bytes_at_bits
+from .core import BITS_PER_BYTE as _BITS
+from .core import Exercise, register
+
+
+def pack_byte(bits: Sequence[int]) -> int:
+    """The byte that holds eight 0/1 values, the first in the least significant bit (the
+    "little" bit order of ``binedu.pack_bits`` and ``numpy.packbits(bitorder="little")``)."""
+    if len(bits) != _BITS or any(b not in (0, 1) for b in bits):
+        raise ValueError(f"pack_byte needs exactly 8 values of 0 or 1, got {list(bits)}")
+    return sum(int(b) << j for j, b in enumerate(bits))
+
+
+def unpack_byte(byte: int) -> tuple[int, ...]:
+    """The eight bits of ``byte`` (0..255), least significant first: inverse of :func:`pack_byte`."""
+    if not 0 <= byte <= 255:
+        raise ValueError(f"a byte is a number from 0 to 255, got {byte}")
+    return tuple((byte >> j) & 1 for j in range(_BITS))
+
+
+def _as_bit_tuple(fn: Callable[..., Any], args: tuple) -> Any:
+    """Observe an unpacking answer as a tuple of ints, so a list or a tensor of bits counts too."""
+    out = fn(*args)
+    if out is None or out is Ellipsis:
+        return out
+    return tuple(int(b) for b in (out.tolist() if isinstance(out, torch.Tensor) else out))
+
+
+def packed_matrix_bytes(rows: int, cols: int) -> int:
+    """Bytes of a ``(rows, cols)`` 0/1 matrix packed row by row: each row is padded to whole
+    bytes, ``rows * ceil(cols / 8)`` (so a row of 10 bits takes 2 bytes, not 1.25)."""
+    if rows < 0 or cols < 0:
+        raise ValueError(f"rows and cols must be >= 0, got {rows} and {cols}")
+    return rows * bytes_at_bits(cols, 1)
+
+
+def _bytes_cases() -> list[tuple]:
+    g = torch.Generator().manual_seed(6)
+    random = [tuple(torch.randint(0, 2, (_BITS,), generator=g).tolist()) for _ in range(4)]
+    return [
+        ((1, 0, 0, 0, 0, 0, 0, 0),),
+        ((0, 0, 0, 0, 0, 0, 0, 1),),
+        ((1, 0, 1, 1, 0, 0, 0, 1),),
+        *((r,) for r in random),
+    ]
+
+
+register(
+    Exercise(
+        id="06.pack_byte",
+        title="Pack eight bits into one byte (little bit order: the first bit is worth 1)",
+        reference=pack_byte,
+        cases=_bytes_cases,
+        hint="bit j (counting from 0) is worth 2**j: add bits[j] << j (or bits[j] * 2**j) over j = 0..7. "
+        "The first value is the *least* significant bit, unlike how we write binary numbers.",
+        rtol=0,
+        atol=0,
+    )
+)
+
+register(
+    Exercise(
+        id="06.unpack_byte",
+        title="Unpack one byte into its eight bits, least significant first (a tuple of 0/1)",
+        reference=unpack_byte,
+        cases=lambda: [(0,), (1,), (128,), (141,), (255,), (0b01010101,)],
+        observe=_as_bit_tuple,
+        hint="bit j of the byte is (byte >> j) & 1, for j = 0..7; return them as a tuple.",
+        rtol=0,
+        atol=0,
+    )
+)
+
+register(
+    Exercise(
+        id="06.packed_matrix_bytes",
+        title="Bytes of a (rows, cols) 0/1 matrix packed row by row",
+        reference=packed_matrix_bytes,
+        cases=lambda: [(1, 8), (1, 10), (3, 8), (10, 100), (2048, 2048), (256, 1), (5, 0)],
+        hint="each row starts a fresh byte, so one row takes ceil(cols / 8) bytes (10 bits need 2 bytes), "
+        "and there are `rows` of them.",
+        rtol=0,
+        atol=0,
+    )
+)
+
+

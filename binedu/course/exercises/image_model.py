@@ -1,0 +1,109 @@
+"""Self-check exercises of notebook 04: the image model (Alg. 7).
+
+Importing this module registers them (binedu.course.exercises imports every notebook's module)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ...conv import BinaryConv2d
+from ...model import count_parameters
+from .core import Exercise, register
+
+
+def bncvl_parameters(in_channels: int, out_channels: int, filter_size: int) -> int:
+    """Parameters of one BNCVL (Alg. 3): an ``f x f x in x out`` kernel and ``out``
+    biases (its Normalize has none); counted on a built layer."""
+    with torch.device("meta"):
+        return count_parameters(BinaryConv2d(in_channels, out_channels, filter_size))
+
+
+def pooled_size(image_size: int, num_pools: int) -> int:
+    """Height (= width) after ``num_pools`` 2x2 max-pools of stride 2 (Alg. 7); "same"
+    convolutions keep the size, and each pool rounds down (as PyTorch's ``MaxPool2d``)."""
+    size = image_size
+    for _ in range(num_pools):
+        if size < 2:
+            raise ValueError(f"an image of size {image_size} cannot go through {num_pools} 2x2 max-pools")
+        size //= 2
+    return size
+
+
+def normalized_loss_floor(num_classes: int) -> float:
+    """The smallest cross-entropy a binary classifier can reach on any example.
+
+    Its output BNFCL normalizes the ``C`` logits to mean 0 and standard deviation 1 with
+    no learnable scale (Alg. 2), so they cannot grow to make the softmax confident. At best
+    the right class gets ``sqrt(C - 1)`` and every other class ``-1 / sqrt(C - 1)``
+    (the others equal, by Jensen's inequality), a loss of
+    ``log(1 + (C - 1) exp(-C / sqrt(C - 1)))``: 0.28 for 10 classes, 0.004 for 101.
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"a classifier needs num_classes >= 2, got {num_classes!r}")
+    c = num_classes
+    return math.log1p((c - 1) * math.exp(-c / math.sqrt(c - 1)))
+
+
+def _alg7_parameters() -> int:
+    from ...image_model import ImageClassifier
+
+    return ImageClassifier.on_meta("paper-3x3").num_parameters()
+
+
+register(
+    Exercise(
+        id="04.bncvl_params",
+        title="Parameters of one BNCVL (Alg. 3) with in_channels inputs, out_channels filters of size f x f",
+        reference=bncvl_parameters,
+        cases=lambda: [(3, 32, 3), (32, 32, 3), (128, 256, 3), (3, 32, 5), (1, 16, 3), (64, 64, 1)],
+        hint="each of the out_channels filters has f * f * in_channels weights, and each filter has one bias; "
+        "the normalization of a binary layer has no parameters.",
+        rtol=0,
+        atol=0,
+    )
+)
+
+register(
+    Exercise(
+        id="04.pooled_size",
+        title="Image height after num_pools 2x2 max-pools (stride 2) and 'same' convolutions",
+        reference=pooled_size,
+        cases=lambda: [(256, 4), (256, 0), (8, 2), (28, 3), (7, 1), (101, 4)],
+        hint="'same' convolutions keep the size; each 2x2 pool with stride 2 halves it, rounding down "
+        "(size // 2, repeated num_pools times).",
+        rtol=0,
+        atol=0,
+    )
+)
+
+register(
+    Exercise(
+        id="04.alg7_params",
+        title="Parameters of Alg. 7 as written (3x3 filters, 3 input channels, 101 classes)",
+        reference=_alg7_parameters,
+        hint="add up your BNCVL counts for the ten convolutions (32, 32, 64, 64, 64, 64, 128, 128, 256, 256 "
+        "filters; the first sees 3 channels), then the dense head: 256->256, 256->256 and 256->101, each with "
+        "weights and biases. Global average pooling leaves 256 features whatever the image size.",
+        rtol=0,
+        atol=0,
+    )
+)
+
+
+register(
+    Exercise(
+        id="04.loss_floor",
+        title="Smallest cross-entropy possible when the C output logits are normalized (mean 0, std 1)",
+        reference=normalized_loss_floor,
+        cases=lambda: [(2,), (3,), (10,), (101,), (1000,)],
+        hint="the loss of one example is -log softmax(z)[right class]; it is smallest when the right class's "
+        "logit is as large as possible and the C - 1 others are all equal (call them a and b). Use mean 0 and "
+        "(population) variance 1 to find a and b.",
+        rtol=1e-6,
+        atol=1e-9,
+    )
+)
+
+

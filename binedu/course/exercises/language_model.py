@@ -1,0 +1,83 @@
+"""Self-check exercises of notebook 05: the language model (Alg. 8).
+
+Importing this module registers them (binedu.course.exercises imports every notebook's module)."""
+
+from __future__ import annotations
+
+import torch
+
+from ...metrics import perplexity, token_loss
+from ..attention_maps import attention_weights
+from .core import Exercise, register
+
+
+def future_mask(seq_len: int) -> torch.Tensor:
+    """The causal mask of BATL (Alg. 6): a ``(seq_len, seq_len)`` bool tensor, ``True``
+    where query ``i`` must NOT see key ``j`` (``j > i``, the future)."""
+    return torch.ones(seq_len, seq_len, dtype=torch.bool).triu(1)
+
+
+def leaky_future_weight(seq_len: int) -> float:
+    """Total attention weight that position 0 gives to the future when all scores are
+    equal and the mask fills with the paper's -1e-10 (Alg. 6, line 17)."""
+    zeros = torch.zeros(1, seq_len, 1)
+    return float(attention_weights(zeros, zeros, 1, leaky=True)[0, 0, 0, 1:].sum())
+
+
+def padfree_perplexity(logits: torch.Tensor, targets: torch.Tensor, pad_id: int) -> float:
+    """``exp`` of the mean next-token NLL over the targets that are not ``pad_id``."""
+    return perplexity(float(token_loss(logits, targets, pad_id)))
+
+
+def _perplexity_cases() -> list[tuple]:
+    g = torch.Generator().manual_seed(6)
+    padded = torch.randint(1, 7, (2, 6), generator=g)
+    padded[0, 4:] = 0  # the first example ends early: two padding targets
+    padded[1, 2:] = 0
+    confident = torch.full((1, 5, 4), -5.0)
+    confident[0, torch.arange(5), torch.tensor([0, 0, 0, 1, 2])] = 5.0  # predicts the padding very well
+    return [
+        (torch.randn(2, 6, 7, generator=g), padded, 0),
+        (torch.randn(3, 4, 5, generator=g), torch.randint(0, 5, (3, 4), generator=g), 3),
+        (confident, torch.tensor([[2, 0, 0, 1, 2]]), 0),  # with the padding counted it would look better,
+    ]
+
+
+register(
+    Exercise(
+        id="05.causal_mask",
+        title="The causal mask of Alg. 6: True where position i must not attend to position j",
+        reference=future_mask,
+        cases=lambda: [(1,), (2,), (5,), (8,)],
+        hint="position i may attend to j <= i only; the positions to hide are those strictly above the "
+        "diagonal (torch.triu with diagonal=1 of a matrix of ones, as bool).",
+        rtol=0,
+        atol=0,
+    )
+)
+
+register(
+    Exercise(
+        id="05.leaky_weight",
+        title="Paper's -1e-10 mask, 8 tokens, all scores equal: total weight position 0 puts on the future",
+        reference=lambda: leaky_future_weight(8),
+        hint="-1e-10 is practically 0, so a 'masked' score stays equal to the others; softmax of 8 equal "
+        "scores gives each position the same weight. How many of the 8 positions are in position 0's future?",
+        rtol=1e-6,
+        atol=1e-6,
+    )
+)
+
+register(
+    Exercise(
+        id="05.perplexity",
+        title="Perplexity over real tokens: exp(mean NLL), padding targets excluded",
+        reference=padfree_perplexity,
+        cases=_perplexity_cases,
+        hint="take log_softmax of the logits, pick each target's log-probability, keep only the targets that "
+        "are not pad_id, average their negative, and exponentiate (F.cross_entropy with ignore_index=pad_id "
+        "does the middle steps).",
+        rtol=1e-5,
+        atol=1e-6,
+    )
+)

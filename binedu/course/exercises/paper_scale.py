@@ -1,0 +1,64 @@
+"""Self-check exercises of notebook 08: paper scale.
+
+Importing this module registers them (binedu.course.exercises imports every notebook's module)."""
+
+from __future__ import annotations
+
+from ...units import bytes_at_bits
+from .core import Exercise, register
+
+
+def bnfcl_parameters(n_x: int, n_units: int) -> int:
+    """Parameters of a BNFCL (Alg. 1): an ``(n_x, n_units)`` kernel and ``n_units`` biases."""
+    return n_x * n_units + n_units
+
+
+def bncvl_parameters(filter_size: int, in_channels: int, out_channels: int) -> int:
+    """Parameters of a BNCVL (Alg. 3): ``f x f x in x out`` kernel and ``out`` biases."""
+    return filter_size * filter_size * in_channels * out_channels + out_channels
+
+
+def paper_packed_megabytes(name: str) -> float:
+    """Megabytes (10**6 bytes) of a paper model stored at 1 bit per parameter, counted on
+    the meta device (nothing allocated)."""
+    from ..widgets import paper_model_parameters  # imported late: widgets imports this package
+
+    return bytes_at_bits(paper_model_parameters(name), 1) / 1e6
+
+
+register(
+    Exercise(
+        id="08.bnfcl_parameters",
+        title="Parameters of a BNFCL with n_x inputs and n_units units (kernel and bias)",
+        reference=bnfcl_parameters,
+        cases=lambda: [(768, 4096), (4096, 2048), (2048, 30522), (256, 101), (1, 1)],
+        hint="the kernel has one parameter per (input, unit) pair and the bias one per unit; both are "
+        "binarized, so both count.",
+        rtol=0,
+        atol=0,
+    )
+)
+
+register(
+    Exercise(
+        id="08.bncvl_parameters",
+        title="Parameters of a BNCVL with an f x f filter, in_channels inputs and out_channels filters",
+        reference=bncvl_parameters,
+        cases=lambda: [(3, 3, 32), (3, 32, 32), (5, 128, 256), (1, 1, 1)],
+        hint="each of the out_channels filters has f * f * in_channels weights, plus one bias per filter.",
+        rtol=0,
+        atol=0,
+    )
+)
+
+register(
+    Exercise(
+        id="08.paper_large_mb",
+        title="Size of the paper's large language model stored at 1 bit, in MB (10**6 bytes)",
+        reference=lambda: paper_packed_megabytes("paper-large"),
+        hint="count its parameters with binedu (on the meta device, or binedu.course.widgets.paper_model_parameters), "
+        "then 8 parameters per byte.",
+        rtol=1e-3,
+        atol=0,
+    )
+)
