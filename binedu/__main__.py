@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train an image or language model", description="Train a model.")
     train.add_argument("--model", choices=("image", "language"), default="image", help="which paper model (default image)")
-    train.add_argument("--config", default="tiny", help="tiny | paper-3x3 | paper-5x5 (image), tiny | paper-small | paper-large (language)")
+    train.add_argument("--config", default="tiny", help="tiny | paper-3x3 | paper-5x5 | paper-3x3-as-printed | paper-5x5-as-printed (image), tiny | paper-small | paper-large (language)")
     train.add_argument("--float", dest="float_model", action="store_true", help="the float32 counterpart instead of the binary model")
     train.add_argument("--no-normalize", action="store_true", help="remove the normalization (the ablation that fails)")
     train.add_argument("--data", help="digits | food101 | folder | pydoc | wikitext-2 | wikitext-103 (default: digits/pydoc, food101/wikitext-103 for paper configs)")

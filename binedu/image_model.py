@@ -20,8 +20,10 @@ class ImageClassifier(ConfigModel):
     average pooling, a BNFCL(relu) head and a BNFCL output; returns logits (the paper's
     softmax is folded into the cross-entropy loss).
 
-    ``ImageClassifier.from_config("paper-3x3")`` is Alg. 7 as written (3 channels, 101
-    classes, 256x256 inputs): 1,403,653 parameters, not the 5,132,165 the paper states.
+    ``ImageClassifier.from_config("paper-3x3")`` is the model behind Table 2 (3 channels,
+    101 classes, 256x256 inputs, blocks 32 .. 512, head 512 -> 256): exactly the 5,132,165
+    parameters the paper states (13,505,925 for ``"paper-5x5"``). Alg. 7 as printed
+    (blocks 32/64/64/128/256, head 256 -> 256) is ``"paper-3x3-as-printed"``: 1,403,653.
     With ``binary=False`` it is the float32 "standard" counterpart: float kernels,
     learnable normalization, and dropout (0.4, 0.3 in the paper) after the dense layers.
     Any field of :class:`~binedu.ImageConfig` can be passed as a keyword.

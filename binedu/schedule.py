@@ -12,9 +12,15 @@ binedu's choice, documented here and drawn by :func:`schedule_values`:
 - **after the decay** it stays at ``min_ratio * max_lr``.
 
 ``decay_steps=0`` means no decay (a constant rate after warmup, as for the language
-model of Table 4, which gives only "learning rate 1e-5"). With the paper's 1100 decay
-steps and ``min_ratio=0`` the rate would be zero after the second Food-101 epoch; the
-paper presets therefore keep a floor (see ``binedu.train.RECIPES``).
+model of Table 4, which gives only "learning rate 1e-5"). With the paper's 20 + 1100
+steps and ``min_ratio=0`` the rate would reach zero inside the first Food-101 epoch
+(75,750 images at batch 64 are 1,184 steps per epoch) and stay there for the other 999;
+the paper presets therefore keep a floor (see ``binedu.train.RECIPES``).
+
+Another reading of "decay steps" is Keras' ``ExponentialDecay(lr, decay_steps=1100,
+decay_rate=r)``, where ``decay_steps`` is not an end but a period: the rate is
+``lr * r ** (step / 1100)`` and keeps shrinking for the whole run. The paper gives no
+``r``, so binedu keeps the cosine-with-floor reading and says so.
 """
 
 from __future__ import annotations

@@ -51,6 +51,12 @@ RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     ("image", "paper-5x5"): dict(
         optimizer="adam", lr=1e-4, batch_size=64, epochs=1000, warmup_steps=20, decay_steps=1100, min_lr_ratio=0.1
     ),
+    ("image", "paper-3x3-as-printed"): dict(
+        optimizer="adam", lr=1e-4, batch_size=64, epochs=1000, warmup_steps=20, decay_steps=1100, min_lr_ratio=0.1
+    ),
+    ("image", "paper-5x5-as-printed"): dict(
+        optimizer="adam", lr=1e-4, batch_size=64, epochs=1000, warmup_steps=20, decay_steps=1100, min_lr_ratio=0.1
+    ),
     ("image", "tiny"): dict(optimizer="adam", lr=3e-3, batch_size=32, epochs=15, warmup_steps=20, decay_steps=None),
     ("language", "paper-small"): dict(
         optimizer="adamw", lr=1e-5, batch_size=32, epochs=100, warmup_steps=0, decay_steps=0, weight_decay=0.01

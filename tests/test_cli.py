@@ -146,8 +146,8 @@ def test_paper_3x3_model_trains_a_step_on_a_folder_of_images(tmp_path, capsys):
     args += ["--image-size", "32", "--max-steps", "1", "--batch-size", "4", "--val-fraction", "0.34", "--no-progress"]
     assert main([*args, "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
-    # Alg. 7 has 1,403,653 parameters with 101 classes; 2 classes drop 99 outputs of 256 weights + 1 bias
-    assert f"ImageClassifier paper-3x3 (binary), {1_403_653 - 99 * 257:,} parameters" in out and "final: " in out
+    # paper-3x3 has 5,132,165 parameters with 101 classes; 2 classes drop 99 outputs of 256 weights + 1 bias
+    assert f"ImageClassifier paper-3x3 (binary), {5_132_165 - 99 * 257:,} parameters" in out and "final: " in out
 
 
 @pytest.mark.parametrize(

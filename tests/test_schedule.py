@@ -58,3 +58,10 @@ def test_rate_rises_then_falls_and_stays_within_bounds(warmup, decay, ratio, max
     assert all(0 < r <= max_lr * (1 + 1e-12) or (r == 0 and ratio == 0) for r in rates)
     assert down[0] == pytest.approx(max_lr)
     assert min(down) >= ratio * max_lr * (1 - 1e-9)
+
+
+def test_without_a_floor_the_papers_decay_ends_inside_the_first_food101_epoch():
+    steps_per_epoch = math.ceil(75_750 / 64)  # Food-101 train images at the paper's batch 64
+    assert steps_per_epoch == 1184 and 20 + 1100 < steps_per_epoch
+    assert learning_rate(20 + 1100, 1e-4, 20, 1100, min_ratio=0.0) == 0.0
+    assert learning_rate(steps_per_epoch - 1, 1e-4, 20, 1100, min_ratio=0.1) == pytest.approx(1e-5)
