@@ -17,7 +17,10 @@ from .activations import get_activation
 from .normalize import make_norm
 from .quantize import quantize, quantize_ste
 
-__all__ = ["BinaryModule"]
+__all__ = ["BinaryModule", "WEIGHTS"]
+
+WEIGHTS = ("01", "pm1")
+"""Binary weight values: the paper's 0/1, or -1/+1 (the control of the ablation)."""
 
 
 class BinaryModule(nn.Module):
@@ -32,17 +35,28 @@ class BinaryModule(nn.Module):
         normalize: bool = True,
         affine: bool | None = None,
         norm_mode: str = "last",
+        weights: str = "01",
+        fan_in: int | None = None,
     ) -> None:
         super().__init__()
+        if weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
         self.binary = binary
+        self.weights = weights
         self.activation = activation or "linear"
         self._act = get_activation(activation)
-        self.norm = make_norm(num_features, binary=binary, normalize=normalize, affine=affine, mode=norm_mode)
+        self.norm = make_norm(
+            num_features, binary=binary, normalize=normalize, affine=affine, mode=norm_mode, fan_in=fan_in
+        )
 
     def q(self, p: torch.Tensor) -> torch.Tensor:
         """The value the forward pass uses for latent ``p``: its bits (Eq. 1, with the
-        straight-through gradient of Alg. 1) or, for a float layer, ``p`` itself."""
-        return quantize_ste(p) if self.binary else p
+        straight-through gradient of Alg. 1) or, for a float layer, ``p`` itself.
+        ``weights="pm1"`` (an ablation control, not the paper) maps the bits to -1/+1."""
+        if not self.binary:
+            return p
+        bits = quantize_ste(p)
+        return 2.0 * bits - 1.0 if self.weights == "pm1" else bits
 
     def finish(self, z: torch.Tensor) -> torch.Tensor:
         """``a = Activation(Normalize(z))``, the tail of Alg. 1, 2 and 3."""

@@ -48,7 +48,13 @@ class ImageConfig(_Config):
     """BCVNN (Alg. 7). The defaults are Alg. 7 as printed; the ``"paper-3x3"`` and
     ``"paper-5x5"`` presets are the wider model whose counts match the paper. ``widths`` lists the convolutions of each block; a 2x2 max-pool
     follows every block but the last, which ends in global average pooling; then the
-    dense head ``dense_units`` and a ``num_classes`` output layer."""
+    dense head ``dense_units`` and a ``num_classes`` output layer.
+
+    ``affine`` (None: learnable normalization for float models, none for binary ones)
+    gives the float32 baseline its literal reading with ``affine=False``: the paper
+    states a learnable normalization only for its language baseline. ``normalize``
+    (True; False: none, the ablation; ``"fixed"``: a fixed 1/sqrt(fan_in) scale) and
+    ``weights`` (``"01"``, the paper; ``"pm1"``: -1/+1) are the ablation's controls."""
 
     kind: ClassVar[str] = "image"
     in_channels: int = 3
@@ -58,12 +64,20 @@ class ImageConfig(_Config):
     widths: tuple[tuple[int, ...], ...] = ((32, 32), (64, 64), (64, 64), (128, 128), (256, 256))
     dense_units: tuple[int, ...] = (256, 256)
     binary: bool = True
-    normalize: bool = True
+    normalize: bool | str = True
     norm_mode: str = "channels"
     dropout: tuple[float, ...] = (0.4, 0.3)
+    affine: bool | None = None
+    weights: str = "01"
 
     def __post_init__(self) -> None:
         _positive(self, "in_channels", "num_classes", "image_size", "filter_size")
+        if self.normalize not in (True, False, "fixed") or type(self.normalize) is int:
+            raise ValueError(f"ImageConfig.normalize must be True, False or 'fixed', got {self.normalize!r}")
+        if self.weights not in ("01", "pm1"):
+            raise ValueError(f"ImageConfig.weights must be '01' or 'pm1', got {self.weights!r}")
+        if self.norm_mode not in ("channels", "chw"):
+            raise ValueError(f"ImageConfig.norm_mode must be 'channels' or 'chw', got {self.norm_mode!r}")
         if not self.widths or not all(self.widths):
             raise ValueError("widths must list at least one block of at least one convolution")
         if self.image_size < 2 ** (len(self.widths) - 1):

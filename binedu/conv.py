@@ -22,6 +22,10 @@ class BinaryConv2d(BinaryModule):
     their own, the convolutional analogue of the per-token normalization of the
     language model (and what ``LayerNormalization(axis=-1)`` does on NHWC tensors);
     ``norm_mode="chw"`` normalizes over channels, height and width together.
+
+    Ablation controls (not the paper): ``weights="pm1"`` uses -1/+1 instead of 0/1 and
+    ``normalize="fixed"`` a fixed ``1/sqrt(in_channels * k * k)`` scale instead of
+    Normalize (see :class:`~binedu.normalize.FixedScale`).
     """
 
     def __init__(
@@ -32,14 +36,22 @@ class BinaryConv2d(BinaryModule):
         activation: str | None = None,
         *,
         binary: bool = True,
-        normalize: bool = True,
+        normalize: bool | str = True,
         affine: bool | None = None,
         norm_mode: str = "channels",
+        weights: str = "01",
     ) -> None:
         if norm_mode not in ("channels", "chw"):
             raise ValueError(f"BinaryConv2d norm_mode must be 'channels' or 'chw', got {norm_mode!r}")
         super().__init__(
-            out_channels, activation, binary=binary, normalize=normalize, affine=affine, norm_mode=norm_mode
+            out_channels,
+            activation,
+            binary=binary,
+            normalize=normalize,
+            affine=affine,
+            norm_mode=norm_mode,
+            weights=weights,
+            fan_in=in_channels * kernel_size * kernel_size,
         )
         self.in_channels = in_channels
         self.out_channels = out_channels

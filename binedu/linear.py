@@ -18,6 +18,9 @@ class BinaryLinear(BinaryModule):
     paper writes its transpose, ``(n_x, n_units)``); ``bias`` has ``out_features``
     entries. Kernel and bias are quantized separately (Eq. 1), each against its own
     mean. Glorot-uniform kernel and zero bias, as in the paper.
+
+    Ablation controls (not the paper): ``weights="pm1"`` uses -1/+1 instead of 0/1 and
+    ``normalize="fixed"`` a fixed ``1/sqrt(in_features)`` scale instead of Normalize.
     """
 
     def __init__(
@@ -27,10 +30,13 @@ class BinaryLinear(BinaryModule):
         activation: str | None = None,
         *,
         binary: bool = True,
-        normalize: bool = True,
+        normalize: bool | str = True,
         affine: bool | None = None,
+        weights: str = "01",
     ) -> None:
-        super().__init__(out_features, activation, binary=binary, normalize=normalize, affine=affine)
+        super().__init__(
+            out_features, activation, binary=binary, normalize=normalize, affine=affine, weights=weights, fan_in=in_features
+        )
         self.in_features = in_features
         self.out_features = out_features
         self.weight = nn.Parameter(torch.empty(out_features, in_features))

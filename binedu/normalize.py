@@ -13,7 +13,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["normalize", "Normalize", "make_norm", "EPS"]
+__all__ = ["normalize", "Normalize", "FixedScale", "make_norm", "NORMALIZE_CHOICES", "EPS"]
+
+NORMALIZE_CHOICES = (True, False, "fixed")
+"""``normalize=``: the paper's Normalize, none (the ablation), or a fixed ``1/sqrt(fan_in)``
+scale (the control that keeps the scale but not the centring)."""
 
 EPS = 1e-5
 
@@ -65,12 +69,45 @@ class Normalize(nn.Module):
         return f"{self.num_features}, mode={self.mode!r}, affine={self.affine}"
 
 
+class FixedScale(nn.Module):
+    """Ablation control, not in the paper: multiply by ``1/sqrt(fan_in)`` instead of
+    normalizing. It keeps a sum of ``fan_in`` terms at the scale of one term (what
+    Glorot-style scaling does) but, unlike Normalize, neither centres it nor adapts to
+    the input: with 0/1 weights the mean of ``W_b x`` grows with ``fan_in``."""
+
+    def __init__(self, fan_in: int) -> None:
+        super().__init__()
+        if fan_in <= 0:
+            raise ValueError(f"FixedScale needs a positive fan_in, got {fan_in}")
+        self.fan_in = fan_in
+        self.factor = fan_in**-0.5
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self.factor
+
+    def extra_repr(self) -> str:
+        return f"fan_in={self.fan_in}"
+
+
 def make_norm(
-    num_features: int, *, binary: bool, normalize: bool, affine: bool | None, mode: str = "last"
+    num_features: int,
+    *,
+    binary: bool,
+    normalize: bool | str,
+    affine: bool | None,
+    mode: str = "last",
+    fan_in: int | None = None,
 ) -> nn.Module:
     """The normalization a layer uses: parameter-free for binary layers, learnable
     (``affine``) for the float32 baselines by default, none at all when ``normalize`` is
-    off (the ablation)."""
+    False (the ablation), a fixed ``1/sqrt(fan_in)`` scale when it is ``"fixed"`` (a
+    control)."""
+    if normalize not in NORMALIZE_CHOICES or isinstance(normalize, int) and not isinstance(normalize, bool):
+        raise ValueError(f"normalize must be True, False or 'fixed', got {normalize!r}")
+    if normalize == "fixed":
+        if fan_in is None:
+            raise ValueError("normalize='fixed' needs the layer's fan_in")
+        return FixedScale(fan_in)
     if not normalize:
         return nn.Identity()
     return Normalize(num_features, mode, (not binary) if affine is None else affine)

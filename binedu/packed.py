@@ -39,7 +39,7 @@ from .conv import BinaryConv2d
 from .embedding import BinaryEmbedding, check_tokens
 from .linear import BinaryLinear
 from .model import ConfigModel
-from .normalize import make_norm
+from .normalize import Normalize, make_norm
 from .quantize import quantize
 
 __all__ = [
@@ -234,6 +234,11 @@ class PackedLayer(BinaryModule):
             raise ValueError(
                 f"{type(layer).__name__} was built with binary=False: its float weights are the model, "
                 "there are no bits to pack"
+            )
+        if layer.weights != "01" or not isinstance(layer.norm, Normalize | nn.Identity):
+            raise ValueError(
+                f"{type(layer).__name__} is an ablation control (weights={layer.weights!r}, norm "
+                f"{type(layer.norm).__name__}): only 0/1 layers with Normalize (or none) are packed"
             )
         learnable = [name for name, _ in layer.named_parameters() if "." in name]  # not the layer's own
         if learnable:
