@@ -34,8 +34,12 @@ parameter-free ``torch.nn`` module (``Sequential``, ``ReLU``, ``MaxPool2d``, ``F
 Loading checks everything and raises :class:`CheckpointError` (a ``ValueError``) with a
 clear message for a truncated file, flipped bytes (the SHA-256 sums), a foreign file
 (no binedu metadata: a random file, a pickle, another program's safetensors file) or a
-structure that does not match its tensors. The skeleton of the model is built on the
-``meta`` device, so no float weight is ever allocated; the bits are assigned directly.
+structure that does not match its tensors, and for anything that is not a regular file.
+Loading costs time and memory in proportion to the file: the header's shapes must be
+backed by its bytes (:mod:`binedu.tensor_file`), and the skeleton of the model is built
+on the ``meta`` device under a budget of the stored tensors
+(:mod:`binedu.build_budget`), so no float weight is ever allocated and a file that
+claims a huge model stops before building it; the bits are assigned directly.
 """
 
 from __future__ import annotations
@@ -43,16 +47,15 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import struct
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
 from .attention import BinaryMultiheadAttention
+from .build_budget import BudgetExceeded, BuildBudget
 from .config import _tuples
 from .image_model import ImageClassifier
 from .io import atomic_write
@@ -60,6 +63,7 @@ from .language_model import LanguageModel
 from .model import ConfigModel
 from .normalize import Normalize
 from .packed import PACKED_LAYERS, PackedLayer, _normalizes, pack_model
+from .tensor_file import TensorFile, digest, parse_json
 from .transformer import BinaryTransformerBlock
 
 __all__ = ["CheckpointError", "save_packed", "load_packed", "FORMAT", "VERSION", "TORCH_MODULES"]
@@ -158,10 +162,7 @@ def _structure(module: nn.Module, path: str = "") -> dict[str, Any]:
     return node
 
 
-def _digest(t: torch.Tensor) -> str:
-    """First 16 hex digits (64 bits) of the SHA-256 of a tensor's bytes: plenty to catch
-    corruption, and small next to the bits (the header stays ~0.1% of paper-small's file)."""
-    return hashlib.sha256(memoryview(t.numpy()).cast("B")).hexdigest()[:16]
+_digest = digest  # the per-tensor checksum (binedu.tensor_file.digest): 16 hex digits of SHA-256
 
 
 def save_packed(model: nn.Module, path: str | Path) -> Path:
@@ -189,44 +190,10 @@ def save_packed(model: nn.Module, path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
-def _read_header(path: Path) -> dict[str, Any]:
-    """The safetensors JSON header, after checking that the file is exactly as long as
-    the header says (a truncated or extended file fails here)."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        start = f.read(8)
-        if len(start) < 8:
-            raise CheckpointError(f"{path} is not a binedu packed checkpoint: only {size} bytes long")
-        (length,) = struct.unpack("<Q", start)
-        if length > size - 8:
-            raise CheckpointError(
-                f"{path} is not a binedu packed checkpoint, or is truncated: its header claims "
-                f"{length} bytes but the file has {size}"
-            )
-        raw = f.read(length)
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path} is not a binedu packed checkpoint: its header is not JSON ({err})") from None
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{path} is not a binedu packed checkpoint: its header is not a JSON object")
-    try:
-        ends = [int(entry["data_offsets"][1]) for key, entry in header.items() if key != "__metadata__"]
-    except (KeyError, TypeError, IndexError, ValueError):
-        raise CheckpointError(f"{path} is corrupted: malformed tensor entries in its header") from None
-    data = size - 8 - length
-    if max(ends, default=0) != data:
-        raise CheckpointError(
-            f"{path} is truncated or corrupted: its tensors need {max(ends, default=0)} bytes of data, "
-            f"the file holds {data}"
-        )
-    return header
-
-
-def _metadata(path: Path, header: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def _metadata(file: TensorFile) -> tuple[dict[str, Any], list[str]]:
     """The checked structure tree and tensor checksums from the header's metadata."""
-    meta = header.get("__metadata__")
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    path, meta = file.path, file.metadata
+    if meta.get("format") != FORMAT:
         raise CheckpointError(
             f"{path} is a safetensors file but not a binedu packed checkpoint (no {FORMAT!r} metadata); "
             "write one with binedu.save_packed"
@@ -236,14 +203,14 @@ def _metadata(path: Path, header: dict[str, Any]) -> tuple[dict[str, Any], list[
             f"{path} is a binedu packed checkpoint of version {meta.get('version')!r}; this binedu reads {VERSION!r}"
         )
     structure = meta.get("structure", "")
-    if hashlib.sha256(structure.encode()).hexdigest() != meta.get("structure_sha256"):
+    if hashlib.sha256(structure.encode("utf-8", "surrogatepass")).hexdigest() != meta.get("structure_sha256"):
         raise CheckpointError(f"{path} is corrupted: its structure does not match its SHA-256 checksum")
     try:
-        tree = json.loads(structure)
-        sums = json.loads(meta.get("tensors_sha256", ""))
-    except json.JSONDecodeError as err:
+        tree = parse_json(structure)
+        sums = parse_json(meta.get("tensors_sha256", ""))
+    except ValueError as err:
         raise CheckpointError(f"{path} is corrupted: unreadable metadata ({err})") from None
-    if not isinstance(tree, dict) or not isinstance(sums, list):
+    if not isinstance(tree, dict) or not isinstance(sums, list) or not all(isinstance(s, str) for s in sums):
         raise CheckpointError(f"{path} is corrupted: malformed structure or checksums")
     return tree, sums
 
@@ -262,6 +229,8 @@ def _construct(kind: str, args: dict[str, Any]) -> nn.Module:
     if kind in _BINEDU:
         return _BINEDU[kind](**args)
     if kind == "Normalize":
+        if not set(args) <= {"num_features", "mode"}:
+            raise ValueError("a packed Normalize takes num_features and mode only (no learnable affine=True)")
         return Normalize(**args)
     if kind in _CONTAINERS:
         if args:
@@ -282,8 +251,10 @@ def _build(node: Any, path: str, reference: nn.Module | None, file: Path) -> nn.
     kind, args = node["type"], node["args"]
     try:
         module = _construct(kind, {k: _tuples(v) for k, v in args.items()})
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{file}: cannot build {where} as {kind}({args}): {err}") from None
+    except BudgetExceeded as err:
+        raise CheckpointError(f"{file}: {where} ({kind}) does not fit the file: {err}") from None
+    except Exception as err:  # noqa: BLE001 (any constructor's complaint about the stored arguments)
+        raise CheckpointError(f"{file}: cannot build {where} as {kind}: {type(err).__name__}: {err}") from None
     if reference is not None and _json(_describe(reference, where)) != [kind, args]:
         expected = _describe(reference, where)
         raise CheckpointError(
@@ -310,37 +281,58 @@ def _build(node: Any, path: str, reference: nn.Module | None, file: Path) -> nn.
 def load_packed(path: str | Path) -> nn.Module:
     """Read a file written by :func:`save_packed` and return the packed model (eval mode).
 
-    Raises :class:`CheckpointError` for a file that is truncated, corrupted, foreign or
-    inconsistent, and ``FileNotFoundError`` if there is no file. Nothing is unpickled.
+    Raises :class:`CheckpointError` for anything but a valid packed checkpoint (a
+    truncated, corrupted, foreign or inconsistent file, a folder, a FIFO or a device) and
+    ``FileNotFoundError`` if there is no file. Nothing is unpickled.
+
+    Work and memory are bounded by the file's size: the header is checked first
+    (:mod:`binedu.tensor_file`: every shape must be backed by stored bytes), then the
+    skeleton is built on the ``meta`` device under a :class:`~binedu.build_budget.BuildBudget`
+    of the stored tensors (a configuration that asks for more stops at once), compared
+    with the stored names and shapes, and only then are the bits read and checked.
     """
-    path = Path(path)
-    header = _read_header(path)
-    tree, sums = _metadata(path, header)
-    with torch.device("meta"):
-        model = _build(tree, "", None, path)
+    with TensorFile(path, CheckpointError, "a binedu packed checkpoint") as file:
+        return _load(file)
+
+
+def _load(file: TensorFile) -> nn.Module:
+    path = file.path
+    tree, sums = _metadata(file)
+    stored = file.entries
+    wrong = sorted(name for name, entry in stored.items() if entry.dtype != torch.uint8)
+    if wrong:
+        raise CheckpointError(f"{path}: tensor {wrong[0]!r} is {stored[wrong[0]].dtype}, expected U8 (packed bits)")
+    data_bytes = sum(entry.numel for entry in stored.values())
+    # a binedu model first builds its binary layers (one latent per stored bit), then the
+    # packed layers (one byte per stored byte): at most 9 elements per stored byte
+    budget = BuildBudget(tensors=8 * len(stored) + 64, elements=16 * data_bytes + 4096)
+    try:
+        with budget:
+            model = _build(tree, "", None, path)
+    except CheckpointError:
+        raise
+    except Exception as err:  # noqa: BLE001 (whatever the stored tree provokes is the file's fault)
+        raise CheckpointError(f"{path}: cannot build its structure ({type(err).__name__}: {err})") from None
+    if any(True for _ in model.parameters()):
+        names = [name for name, _ in model.named_parameters()][:5]
+        raise CheckpointError(f"{path}: its structure holds learnable float parameters {names}, not packed bits")
     expected = model.state_dict()
-    stored = {k: v for k, v in header.items() if k != "__metadata__"}
     if set(stored) != set(expected):
         missing, extra = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
         raise CheckpointError(f"{path}: tensors do not match the structure (missing {missing}, unexpected {extra})")
     if len(sums) != len(expected):
         raise CheckpointError(f"{path} is corrupted: {len(sums)} checksums for {len(expected)} tensors")
     for name, t in expected.items():
-        entry = stored[name]
-        if not isinstance(entry, dict) or entry.get("dtype") != "U8" or entry.get("shape") != list(t.shape):
-            raise CheckpointError(
-                f"{path}: tensor {name!r} is {entry.get('dtype') if isinstance(entry, dict) else entry} "
-                f"{entry.get('shape') if isinstance(entry, dict) else ''}, expected U8 {list(t.shape)}"
-            )
+        if stored[name].shape != tuple(t.shape) or t.dtype != torch.uint8:
+            raise CheckpointError(f"{path}: tensor {name!r} is U8 {list(stored[name].shape)}, expected U8 {list(t.shape)}")
     tensors = {}
-    try:
-        with safe_open(path, framework="pt") as f:
-            for name in expected:
-                tensors[name] = f.get_tensor(name)
-    except Exception as err:  # the safetensors reader's own checks (offsets, sizes)
-        raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from None
-    for name, digest in zip(sorted(tensors), sums, strict=True):
-        if _digest(tensors[name]) != digest:
+    for name, checksum in zip(sorted(expected), sums, strict=True):
+        data = file.read_bytes(name)
+        if _digest(data) != checksum:
             raise CheckpointError(f"{path} is corrupted: tensor {name!r} does not match its SHA-256 checksum")
-    model.load_state_dict(tensors, strict=True, assign=True)
+        tensors[name] = file.read(name, data)
+    try:
+        model.load_state_dict(tensors, strict=True, assign=True)
+    except Exception as err:  # noqa: BLE001 (the checks above should leave nothing to fail here)
+        raise CheckpointError(f"{path}: its tensors do not fit its structure ({err})") from None
     return model.eval()

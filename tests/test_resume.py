@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 
@@ -151,21 +152,16 @@ def test_other_files_are_refused(tmp_path):
     with pytest.raises(TrainingCheckpointError, match="no training checkpoint"):
         read_training_checkpoint(tmp_path / "missing.safetensors")
     bad = tmp_path / "bad.safetensors"
-    save_file({"w": torch.zeros(2)}, str(bad), metadata={"format": "binedu-training-checkpoint", "version": "1", "document": "{"})
+    doc_sum = hashlib.sha256(b"{").hexdigest()  # the document's checksum is right, the document is not
+    meta = {"format": "binedu-training-checkpoint", "version": "2", "document": "{", "document_sha256": doc_sum}
+    save_file({"w": torch.zeros(2)}, str(bad), metadata=meta)
     with pytest.raises(TrainingCheckpointError, match="corrupt checkpoint document"):
         read_training_checkpoint(bad)
 
 
 def test_parameters_that_do_not_fit_the_config_are_reported(tmp_path):
-    path = save_training_checkpoint(tmp_path / "c.safetensors", image_model())
-    ckpt = read_training_checkpoint(path)
-    small = image_model(widths=((4,), (4,), (4,)))
-    save_training_checkpoint(path, small)
-    # write the tiny model's weights under the small model's config
-    from safetensors.torch import save_file
-
-    doc = json.dumps({"config": small.config.to_dict(), "state": {}, "history": {}, "meta": {}, "optimizer": None})
-    tensors = {f"model/{k}": v.contiguous() for k, v in ckpt.model_state.items()}
-    save_file(tensors, str(path), metadata={"format": "binedu-training-checkpoint", "version": "1", "document": doc})
+    model = image_model()
+    model.config = image_model(widths=((4,), (4,), (4,))).config  # a configuration that lies about the weights
+    path = save_training_checkpoint(tmp_path / "c.safetensors", model)
     with pytest.raises(TrainingCheckpointError, match="do not fit"):
         load_trained_model(path)
