@@ -1,27 +1,33 @@
 """The self-check exercises: references pass, wrong or unfinished answers fail with a
 useful message and never raise."""
 
+import functools
+import inspect
 import math
+import sys
 
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from binedu.course.exercises import Exercise, check, exercises, get_exercise, register
+import binedu
+from binedu.course.exercises import Exercise, Measured, Prediction, check, core, exercises, get_exercise, register
+from binedu.course.exercises.core import resolve
 from binedu.quantize import quantize
 from binedu.units import bytes_at_bits
 
-ALL = exercises()
+ALL = [e for e in exercises() if e.kind != "prediction"]
+FUNCTIONS = [e for e in ALL if e.kind == "function"]
 
 
 def reference_answer(ex: Exercise):
-    return ex.reference if ex.kind == "function" else ex.expected()
+    return ex.model_answer()
 
 
-def test_notebooks_01_to_03_have_two_to_four_exercises():
+def test_notebooks_01_to_03_have_two_to_six_exercises():
     for nb in ("01", "02", "03"):
-        assert 2 <= len(exercises(nb)) <= 4, nb
+        assert 2 <= len(exercises(nb)) <= 6, nb
     assert exercises(2) == exercises("02")
 
 
@@ -40,7 +46,7 @@ def test_placeholder_is_not_yet_and_does_not_raise(ex, placeholder, capsys):
     assert "❌ Not yet" in out and "placeholder" in out and ex.hint in out
 
 
-@pytest.mark.parametrize("ex", [e for e in ALL if e.kind == "function"], ids=lambda e: e.id)
+@pytest.mark.parametrize("ex", FUNCTIONS, ids=lambda e: e.id)
 def test_unfinished_or_crashing_function_is_not_yet(ex, capsys):
     def unfinished(*args):
         ...
@@ -64,7 +70,7 @@ def test_unfinished_or_crashing_function_is_not_yet(ex, capsys):
 def test_wrong_memory_bytes_shows_expected_value(capsys):
     assert check("01.memory_bytes", lambda n, bits: n * bits / 8) is False
     out = capsys.readouterr().out
-    assert "expected 175457, got 175456.625" in out
+    assert "expected 154321, got 154320.875" in out
     assert "round up" in out
 
 
@@ -148,3 +154,166 @@ def test_bytes_at_bits_rejects_bad_input():
         bytes_at_bits(-1, 8)
     with pytest.raises(ValueError, match="bits"):
         bytes_at_bits(10, 0)
+
+
+# ---------------------------------------------------------------- writing it yourself
+
+
+def _wrappers(obj):
+    """Ways a student might hand in a forbidden function instead of writing it."""
+    namespace = {"fn": obj}
+    exec("def in_notebook(*args, **kwargs):\n    return fn(*args, **kwargs)\n", namespace)
+    return {
+        "itself": obj,
+        "lambda": lambda *args, **kwargs: obj(*args, **kwargs),
+        "notebook global": namespace["in_notebook"],
+        "default argument": lambda *args, _f=obj: _f(*args),
+        "partial": functools.partial(obj),
+    }
+
+
+FORBIDDEN = [(e, name) for e in FUNCTIONS for name in e.forbidden]
+
+
+@pytest.mark.parametrize("ex, name", FORBIDDEN, ids=[f"{e.id}:{n}" for e, n in FORBIDDEN])
+def test_forbidden_function_and_its_wrappers_cannot_pass(ex, name, capsys):
+    obj = resolve(name)
+    before = {m: dict(vars(sys.modules[m])) for m in sys.modules if m == "binedu" or m.startswith("binedu.")}
+    for how, answer in _wrappers(obj).items():
+        assert check(ex.id, answer) is False, how
+        out = capsys.readouterr().out
+        assert "write it yourself" in out and name in out, (how, out)
+    assert resolve(name) is obj  # everything is put back
+    for m, attrs in before.items():
+        assert all(vars(sys.modules[m]).get(k) is v for k, v in attrs.items()), m
+    assert check(ex.id, ex.model_answer(), verbose=False) is True
+
+
+def _public_functions():
+    """binedu's public functions, and those of the modules that hold the maths."""
+    found = {f"binedu.{n}": getattr(binedu, n) for n in binedu.__all__}
+    for module in (binedu.units, binedu.bits, binedu.model, binedu.metrics, sys.modules["binedu.normalize"],
+                   sys.modules["binedu.quantize"]):
+        found |= {f"{module.__name__}.{n}": f for n, f in vars(module).items()
+                  if not n.startswith("_") and inspect.isfunction(f) and f.__module__ == module.__name__}
+    return {n: f for n, f in found.items() if inspect.isfunction(f)}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("ex", FUNCTIONS, ids=lambda e: e.id)
+def test_no_public_binedu_function_passes_a_function_exercise(ex, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing a wrong call might write lands in the tree
+    passing = [name for name, fn in _public_functions().items() if check(ex.id, fn, verbose=False)]
+    assert passing == []
+
+
+def test_every_function_exercise_that_binedu_solves_forbids_it():
+    # the exercises whose reference IS a binedu function must switch it off
+    for ex in FUNCTIONS:
+        if inspect.isfunction(ex.reference) and ex.reference.__module__.startswith("binedu.") and not (
+            ex.reference.__module__.startswith("binedu.course")
+        ):
+            assert ex.forbidden, ex.id
+
+
+def test_a_student_who_writes_it_passes_even_while_binedu_is_switched_off():
+    ns = {}
+    exec("import torch\nfrom binedu import quantize\n"
+         "def my_ste(w):\n    return w + ((w > w.mean()).float() - w).detach()\n", ns)
+    assert check("02.ste", ns["my_ste"], verbose=False) is True
+    assert ns["quantize"] is quantize
+
+
+def test_forbidden_needs_a_tuple_of_importable_names():
+    with pytest.raises(TypeError, match="tuple of dotted names"):
+        Exercise(id="99.x", title="t", reference=quantize, hint="h", cases=lambda: [], forbidden="binedu.quantize")
+    with pytest.raises(ValueError, match="does not name"):
+        resolve("binedu.no_such_thing")
+
+
+# ---------------------------------------------------------------- predict, then run
+
+_PRED = Prediction(
+    id="99.predict_test",
+    title="a test prediction",
+    hint="h",
+    options=("lower", "about the same", "higher"),
+    changed={"rule": "zero"},
+    keys=("after", "before"),
+    outcome=lambda m: "higher" if m.values["after"] > 1.1 * m.values["before"] else (
+        "lower" if m.values["after"] < 0.9 * m.values["before"] else "about the same"),
+    explain=lambda m: f"before {m.values['before']}, after {m.values['after']}",
+)
+_NUM = Prediction(id="99.predict_number", title="a number", hint="h", changed={"rule": "zero"},
+                  outcome=lambda m: m.values["after"], tolerance=0.05)
+
+
+@pytest.fixture(autouse=False)
+def test_predictions():
+    """Two predictions registered for a test only (other test modules iterate the registry)."""
+    for p in (_PRED, _NUM):
+        core._REGISTRY[p.id] = p
+    yield
+    for p in (_PRED, _NUM):
+        core._REGISTRY.pop(p.id)
+
+
+@pytest.mark.usefixtures("test_predictions")
+def test_prediction_is_graded_against_the_students_own_run(capsys):
+    run = Measured(settings={"rule": "zero"}, values={"before": 1.0, "after": 2.0})
+    assert check("99.predict_test", " Higher ", measured=run) is True
+    assert "before 1.0, after 2.0" in capsys.readouterr().out  # what the run measured is shown
+    assert check("99.predict_test", "lower", measured=run) is False
+    out = capsys.readouterr().out
+    assert "you predicted 'lower'" in out and "before 1.0, after 2.0" in out
+    other = Measured(settings={"rule": "zero"}, values={"before": 1.0, "after": 0.5})
+    assert check("99.predict_test", "lower", measured=other, verbose=False) is True
+
+
+@pytest.mark.usefixtures("test_predictions")
+def test_prediction_needs_a_changed_run_and_an_allowed_answer(capsys):
+    unchanged = Measured(settings={"rule": "mean"}, values={"before": 1.0, "after": 2.0})
+    assert check("99.predict_test", "higher", measured=unchanged) is False
+    assert "still ran with rule='mean'" in capsys.readouterr().out
+    assert check("99.predict_test", "higher", measured=None) is False
+    assert "run the experiment" in capsys.readouterr().out
+    assert check("99.predict_test", "maybe", measured=unchanged) is False
+    assert "not one of the options" in capsys.readouterr().out
+    assert check("99.predict_test", ..., measured=unchanged) is False
+    assert "BEFORE you run" in capsys.readouterr().out
+    assert check("99.predict_test", "higher", measured={"rule": "zero"}) is False
+    assert "must be what the experiment returned" in capsys.readouterr().out
+    missing = Measured(settings={"rule": "zero"}, values={"after": 2.0})
+    assert check("99.predict_test", "higher", measured=missing) is False
+    assert "did not measure 'before'" in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("test_predictions")
+def test_number_prediction_uses_its_tolerance():
+    run = Measured(settings={"rule": "zero"}, values={"after": 0.52})
+    assert check("99.predict_number", 0.5, measured=run, verbose=False) is True
+    assert check("99.predict_number", 0.4, measured=run, verbose=False) is False
+    assert check("99.predict_number", "half", measured=run, verbose=False) is False
+
+
+def test_prediction_rejects_two_way_guesses_and_missing_settings():
+    with pytest.raises(ValueError, match="at least 3 options"):
+        Prediction(id="99.a", title="t", hint="h", options=("with", "without"), changed={"a": 1}, outcome=str)
+    with pytest.raises(ValueError, match="tolerance"):
+        Prediction(id="99.a", title="t", hint="h", changed={"a": 1}, outcome=str)
+    with pytest.raises(ValueError, match="changed"):
+        Prediction(id="99.a", title="t", hint="h", options=("a", "b", "c"), changed={}, outcome=str)
+    with pytest.raises(ValueError, match="not a prediction"):
+        check("02.quantize", quantize, measured=Measured({}, {}))
+
+
+REAL_PREDICTIONS = [e for e in exercises() if e.kind == "prediction"]
+
+
+@pytest.mark.parametrize("ex", REAL_PREDICTIONS, ids=lambda e: e.id)
+def test_real_prediction_refuses_an_unchanged_run(ex, capsys):
+    unchanged = Measured(settings={k: ("not", v) for k, v in ex.changed.items()}, values={})
+    guess = ex.options[0] if ex.options else 0.0
+    assert check(ex.id, guess, measured=unchanged) is False
+    assert "still ran with" in capsys.readouterr().out
+    assert check(ex.id, ..., measured=unchanged, verbose=False) is False

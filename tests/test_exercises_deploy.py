@@ -106,7 +106,7 @@ def test_parameter_counts_match_binedu_layers():
     for n_x, n_units in [(3, 5), (768, 4096)]:
         assert bnfcl_parameters(n_x, n_units) == sum(p.numel() for p in BinaryLinear(n_x, n_units).parameters())
     for f, cin, cout in [(3, 3, 32), (5, 7, 4)]:
-        assert bncvl_parameters(f, cin, cout) == sum(p.numel() for p in BinaryConv2d(cin, cout, f).parameters())
+        assert bncvl_parameters(cin, cout, f) == sum(p.numel() for p in BinaryConv2d(cin, cout, f).parameters())
 
 
 def test_parameter_count_mistakes_are_not_yet(capsys):

@@ -54,12 +54,24 @@ def _preactivation_cases() -> list[tuple]:
     ]
 
 
+def _my_quantize(p: torch.Tensor) -> torch.Tensor:
+    """Eq. 1 from scratch (the model answer; binedu's quantize also decides ties in float64)."""
+    return (p > p.mean()).float()
+
+
+def _my_ste(w: torch.Tensor) -> torch.Tensor:
+    """Alg. 1 lines 2-3 from scratch: forward value Eq. 1, gradient the identity."""
+    return w + ((w > w.mean()).float() - w).detach()
+
+
 register(
     Exercise(
         id="02.quantize",
         title="Eq. 1: the 0/1 quantizer",
         reference=quantize,
         cases=_tensors_02,
+        forbidden=("binedu.quantize.quantize", "binedu.quantize.quantize_ste"),
+        solution=_my_quantize,
         hint="compare every entry with the mean of the whole tensor (not with 0), with a strict '>': a value "
         "equal to the mean gives 0; return 0.0/1.0 floats of the same shape as p.",
         rtol=0,
@@ -74,6 +86,8 @@ register(
         reference=quantize_ste,
         cases=_ste_cases,
         observe=_ste_observe,
+        forbidden=("binedu.quantize.quantize_ste",),
+        solution=_my_ste,
         hint="the forward value must be quantize(w), yet the gradient must reach w as if the output were w "
         "itself: add to w a correction that has the value quantize(w) - w but no gradient (detach it).",
         atol=1e-6,

@@ -49,15 +49,22 @@ def normalized_loss_floor(num_classes: int) -> float:
 def _alg7_parameters() -> int:
     from ...image_model import ImageClassifier
 
-    return ImageClassifier.on_meta("paper-3x3").num_parameters()
+    return ImageClassifier.on_meta("paper-3x3-as-printed").num_parameters()
+
+
+def _my_bncvl_parameters(in_channels: int, out_channels: int, filter_size: int) -> int:
+    """The model answer, by the formula: ``f * f * in * out`` weights and ``out`` biases."""
+    return filter_size * filter_size * in_channels * out_channels + out_channels
 
 
 register(
     Exercise(
-        id="04.bncvl_params",
-        title="Parameters of one BNCVL (Alg. 3) with in_channels inputs, out_channels filters of size f x f",
+        id="04.bncvl_parameters",
+        title="bncvl_parameters(in_channels, out_channels, filter_size): parameters of one BNCVL (Alg. 3)",
         reference=bncvl_parameters,
         cases=lambda: [(3, 32, 3), (32, 32, 3), (128, 256, 3), (3, 32, 5), (1, 16, 3), (64, 64, 1)],
+        forbidden=("binedu.model.count_parameters", "binedu.conv.BinaryConv2d", "torch.nn.Conv2d"),
+        solution=_my_bncvl_parameters,
         hint="each of the out_channels filters has f * f * in_channels weights, and each filter has one bias; "
         "the normalization of a binary layer has no parameters.",
         rtol=0,
@@ -81,7 +88,7 @@ register(
 register(
     Exercise(
         id="04.alg7_params",
-        title="Parameters of Alg. 7 as written (3x3 filters, 3 input channels, 101 classes)",
+        title="Parameters of Alg. 7 as printed (3x3 filters, 3 input channels, 101 classes)",
         reference=_alg7_parameters,
         hint="add up your BNCVL counts for the ten convolutions (32, 32, 64, 64, 64, 64, 128, 128, 256, 256 "
         "filters; the first sees 3 channels), then the dense head: 256->256, 256->256 and 256->101, each with "

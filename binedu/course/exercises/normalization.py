@@ -21,12 +21,21 @@ def _normalize_cases() -> list[tuple]:
     ]
 
 
+def _my_normalize(z: torch.Tensor) -> torch.Tensor:
+    """Normalize from scratch (the model answer)."""
+    mean = z.mean(-1, keepdim=True)
+    var = z.var(-1, unbiased=False, keepdim=True)
+    return (z - mean) / torch.sqrt(var + EPS)
+
+
 register(
     Exercise(
         id="03.normalize",
         title="Normalize(z): zero mean, unit standard deviation over the last axis, no parameters",
         reference=lambda z: normalize(z, -1),
         cases=_normalize_cases,
+        forbidden=("binedu.normalize.normalize", "torch.nn.functional.layer_norm"),
+        solution=_my_normalize,
         hint=f"(z - mean) / sqrt(var + eps) over dim=-1 with keepdim=True; var is the population variance "
         f"(unbiased=False) and eps = {EPS}.",
         atol=1e-4,

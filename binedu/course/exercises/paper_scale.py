@@ -5,17 +5,13 @@ Importing this module registers them (binedu.course.exercises imports every note
 from __future__ import annotations
 
 from ...units import bytes_at_bits
-from .core import Exercise, register
+from .core import Exercise, get_exercise, register
+from .image_model import bncvl_parameters  # one name and signature per concept: notebook 04 defines it
 
 
 def bnfcl_parameters(n_x: int, n_units: int) -> int:
     """Parameters of a BNFCL (Alg. 1): an ``(n_x, n_units)`` kernel and ``n_units`` biases."""
     return n_x * n_units + n_units
-
-
-def bncvl_parameters(filter_size: int, in_channels: int, out_channels: int) -> int:
-    """Parameters of a BNCVL (Alg. 3): ``f x f x in x out`` kernel and ``out`` biases."""
-    return filter_size * filter_size * in_channels * out_channels + out_channels
 
 
 def paper_packed_megabytes(name: str) -> float:
@@ -42,9 +38,11 @@ register(
 register(
     Exercise(
         id="08.bncvl_parameters",
-        title="Parameters of a BNCVL with an f x f filter, in_channels inputs and out_channels filters",
+        title="bncvl_parameters(in_channels, out_channels, filter_size), as in notebook 04",
         reference=bncvl_parameters,
-        cases=lambda: [(3, 3, 32), (3, 32, 32), (5, 128, 256), (1, 1, 1)],
+        cases=lambda: [(3, 32, 3), (32, 32, 3), (128, 256, 5), (1, 1, 1)],
+        forbidden=get_exercise("04.bncvl_parameters").forbidden,
+        solution=get_exercise("04.bncvl_parameters").solution,
         hint="each of the out_channels filters has f * f * in_channels weights, plus one bias per filter.",
         rtol=0,
         atol=0,

@@ -14,12 +14,19 @@ def _paper_large_params() -> int:
     return LanguageModel.on_meta("paper-large").num_parameters()
 
 
+def _my_bytes(num_params: int, bits: int) -> int:
+    """The model answer: whole bytes, rounded up, in integers."""
+    return -(-num_params * bits // 8)
+
+
 register(
     Exercise(
         id="01.memory_bytes",
         title="Bytes for a model at a given precision",
         reference=bytes_at_bits,
-        cases=lambda: [(1000, 32), (1000, 16), (1000, 8), (1000, 1), (1_403_653, 1), (7_000_000_000, 16), (13, 1)],
+        cases=lambda: [(1000, 32), (1000, 16), (1000, 8), (1000, 1), (1_234_567, 1), (7_000_000_000, 16), (13, 1)],
+        forbidden=("binedu.units.bytes_at_bits",),
+        solution=_my_bytes,
         hint="one parameter takes `bits` bits and a byte holds 8 bits; memory comes in whole bytes, so round up "
         "(math.ceil, or -(-a // b) with integers).",
         rtol=0,
