@@ -47,7 +47,7 @@ RUN = "run.json"
 TOKENIZER = "tokenizer.json"
 PACKED = "packed.safetensors"
 IMAGE_DATA = ("digits", "food101", "folder")
-TEXT_DATA = ("pydoc", "wikitext-2", "wikitext-103")
+TEXT_DATA = ("pydoc", "pydoc-installed", "wikitext-2", "wikitext-103")
 DEFAULT_DATA = {"image": "digits", "language": "pydoc"}
 PAPER_DATA = {"image": "food101", "language": "wikitext-103"}
 

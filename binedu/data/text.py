@@ -35,8 +35,14 @@ __all__ = [
     "TEXT_DATASETS",
 ]
 
-TEXT_DATASETS = ("pydoc", "wikitext-2", "wikitext-103")
-WORDPIECE_SIZE = {"pydoc": 2000, "wikitext-2": 30522, "wikitext-103": 30522}
+TEXT_DATASETS = ("pydoc", "pydoc-installed", "wikitext-2", "wikitext-103")
+WORDPIECE_SIZE = {"pydoc": 2000, "pydoc-installed": 2000, "wikitext-2": 30522, "wikitext-103": 30522}
+# The default corpus, frozen: CPython 3.11.7's pydoc_data.topics (PSF license, see
+# files/README and files/PYTHON-LICENSE.txt) as JSON, so that every Python gives the same
+# examples; the installed module differs between versions (2,078 paragraphs on 3.11, 2,192
+# on 3.12, 2,257 on 3.13).
+PYDOC_SNAPSHOT = Path(__file__).parent / "files" / "pydoc_topics_3.11.7.json.gz"
+PYDOC_SNAPSHOT_SHA256 = "4717ccc51e2e7bd1eed2feddb0bcb5a7da19a1a923fd2f258cf81e4285e31683"  # of the JSON
 WIKITEXT_HINT = (
     "Expected the raw WikiText files wiki.train.raw and wiki.valid.raw (from wikitext-2-raw-v1.zip or "
     "wikitext-103-raw-v1.zip). Get them with binedu.data.download('{name}', DIR)."
@@ -149,17 +155,36 @@ def _paragraphs_of(text: str) -> list[str]:
     return [p.strip("\n").rstrip() for p in re.split(r"\n[ \t]*\n", text) if p.strip()]
 
 
-def pydoc_paragraphs() -> list[str]:
-    """The paragraphs of the documentation text that ships with CPython
-    (``pydoc_data.topics``, what ``help("if")`` shows), in topic order, each paragraph
-    once: 2,078 paragraphs, 369,061 characters of English in Python 3.11.7."""
-    try:
-        from pydoc_data.topics import topics
-    except ImportError as err:  # part of CPython's standard library, but a trimmed build may leave it out
-        raise DataError(
-            "the offline text corpus needs Python's pydoc_data module (pydoc_data/topics.py in the standard "
-            "library), which this Python lacks; use name='wikitext-2' with a downloaded root instead"
-        ) from err
+def pydoc_topics_snapshot() -> dict[str, str]:
+    """CPython 3.11.7's ``pydoc_data.topics`` as shipped with binedu (checked against its hash)."""
+    import gzip
+    import hashlib
+    import json
+
+    raw = gzip.decompress(PYDOC_SNAPSHOT.read_bytes())
+    if hashlib.sha256(raw).hexdigest() != PYDOC_SNAPSHOT_SHA256:
+        raise DataError(f"{PYDOC_SNAPSHOT} is damaged (its hash is not the shipped one): reinstall binedu")
+    return json.loads(raw.decode("utf-8"))
+
+
+def pydoc_paragraphs(installed: bool = False) -> list[str]:
+    """The paragraphs of the documentation text of CPython (``pydoc_data.topics``, what
+    ``help("if")`` shows), in topic order, each paragraph once.
+
+    Default: the frozen snapshot of Python 3.11.7 that ships with binedu, 2,078
+    paragraphs, 369,061 characters of English, the same on every Python version.
+    ``installed=True`` reads this Python's own module instead (2,192 paragraphs on 3.12,
+    2,257 on 3.13)."""
+    if not installed:
+        topics = pydoc_topics_snapshot()
+    else:
+        try:
+            from pydoc_data.topics import topics
+        except ImportError as err:  # part of CPython's standard library, but a trimmed build may leave it out
+            raise DataError(
+                "name='pydoc-installed' needs Python's pydoc_data module (pydoc_data/topics.py in the standard "
+                "library), which this Python lacks; use name='pydoc', the copy shipped with binedu"
+            ) from err
     seen: dict[str, None] = {}
     for key in sorted(topics):
         for paragraph in _paragraphs_of(topics[key]):
@@ -233,8 +258,10 @@ def text_data(
 ) -> TextData:
     """Load a language-modeling corpus as padded examples of ``max_len + 1`` ids.
 
-    - ``"pydoc"``: Python's documentation text (offline, ships with CPython); a seeded
-      split of its paragraphs, ``val_fraction`` of them for validation.
+    - ``"pydoc"``: Python's documentation text, the frozen copy of CPython 3.11.7's that
+      ships with binedu (the same examples on every Python); a seeded split of its
+      paragraphs, ``val_fraction`` of them for validation. ``"pydoc-installed"``: the same
+      from this Python's ``pydoc_data`` (it changes with the Python version).
     - ``"wikitext-2"``, ``"wikitext-103"``: ``root`` holds ``wiki.train.raw`` and
       ``wiki.valid.raw``; train from the first, validation from the second (the official
       split; ``val_fraction`` is not used). One example per paragraph, cut at sentence
@@ -251,8 +278,8 @@ def text_data(
     check_limit(limit)
     if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 2:
         raise ValueError(f"max_len must be an integer >= 2, got {max_len!r}")
-    if name == "pydoc":
-        paragraphs = pydoc_paragraphs()
+    if name in ("pydoc", "pydoc-installed"):
+        paragraphs = pydoc_paragraphs(installed=name == "pydoc-installed")
         train_idx, val_idx = random_split(len(paragraphs), val_fraction, seed)
         rng = np.random.default_rng(seed)
         train_p = [paragraphs[i] for i in rng.permutation(train_idx)][:limit]
