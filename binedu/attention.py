@@ -8,6 +8,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from .kv_cache import LayerCache
 from .linear import BinaryLinear
 
 __all__ = ["BinaryMultiheadAttention", "causal_attention", "PAPER_MASK_VALUE"]
@@ -25,11 +26,15 @@ def causal_attention(
     ``V``, merge the heads. Future positions get ``-inf`` so their weight is exactly 0;
     ``leaky=True`` reproduces the paper's line 17 (fill with -1e-10), which lets each
     position attend to the tokens it has to predict: kept only for demonstrations.
+
+    ``k`` and ``v`` may hold more positions than ``q`` (decoding with a
+    :class:`~binedu.kv_cache.KVCache`): the queries are then the last positions.
     """
     q, k, v = (rearrange(t, "b t (h d) -> b h t d", h=num_heads) for t in (q, k, v))
     scores = torch.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(q.shape[-1])
-    t = scores.shape[-1]
-    future = torch.ones(t, t, dtype=torch.bool, device=scores.device).triu(1)
+    tq, tk = scores.shape[-2:]
+    # query i sits at position tk - tq + i; keys after it are the future
+    future = torch.ones(tq, tk, dtype=torch.bool, device=scores.device).triu(tk - tq + 1)
     fill = PAPER_MASK_VALUE if leaky else float("-inf")
     weights = torch.softmax(scores.masked_fill(future, fill), dim=-1)
     out = torch.einsum("bhqk,bhkd->bhqd", weights, v)
@@ -67,11 +72,21 @@ class BinaryMultiheadAttention(nn.Module):
         self.value = BinaryLinear(embed_dim, embed_dim, **kw)
         self.out = BinaryLinear(embed_dim, embed_dim, **kw)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
+        """``x`` holds the new positions; with a ``cache`` the keys and values of the
+        earlier positions come from it, and the new ones are appended to it."""
         if x.ndim != 3 or x.shape[-1] != self.embed_dim:
             raise ValueError(
                 f"BinaryMultiheadAttention expects (batch, seq, {self.embed_dim}) inputs, "
                 f"got shape {tuple(x.shape)}"
             )
-        heads = causal_attention(self.query(x), self.key(x), self.value(x), self.num_heads, self.leaky_mask)
+        keys, values = self.key(x), self.value(x)
+        if cache is not None:
+            if self.leaky_mask:
+                raise ValueError(
+                    "a KV cache cannot be used with the leaky mask: it lets each position see later "
+                    "ones, which are not computed yet when decoding one token at a time"
+                )
+            keys, values = cache.extend(keys, values)
+        heads = causal_attention(self.query(x), keys, values, self.num_heads, self.leaky_mask)
         return self.out(heads)

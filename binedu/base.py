@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.weak import WeakTensorKeyDictionary
 
 from .activations import get_activation
 from .normalize import make_norm
@@ -21,6 +22,9 @@ __all__ = ["BinaryModule", "WEIGHTS"]
 
 WEIGHTS = ("01", "pm1")
 """Binary weight values: the paper's 0/1, or -1/+1 (the control of the ablation)."""
+
+_BIT_CACHE = WeakTensorKeyDictionary()
+"""Eval-time bits by latent parameter (see :meth:`BinaryModule.q`)."""
 
 
 class BinaryModule(nn.Module):
@@ -51,12 +55,47 @@ class BinaryModule(nn.Module):
 
     def q(self, p: torch.Tensor) -> torch.Tensor:
         """The value the forward pass uses for latent ``p``: its bits (Eq. 1, with the
-        straight-through gradient of Alg. 1) or, for a float layer, ``p`` itself.
+        straight-through gradient of Alg. 1) or, for a float layer, ``p`` itself. In eval
+        mode under ``torch.no_grad`` the bits are cached until ``p`` changes.
         ``weights="pm1"`` (an ablation control, not the paper) maps the bits to -1/+1."""
         if not self.binary:
             return p
-        bits = quantize_ste(p)
+        if self.training or torch.is_grad_enabled():
+            return self._binarize(quantize_ste(p))
+        return self._cached_bits(p)
+
+    def _binarize(self, bits: torch.Tensor) -> torch.Tensor:
         return 2.0 * bits - 1.0 if self.weights == "pm1" else bits
+
+    def _cached_bits(self, p: torch.Tensor) -> torch.Tensor:
+        """``q(p)`` in eval mode without gradients, computed once per weight version.
+
+        Inference with the latent model (before packing) would otherwise redo Eq. 1 on
+        every weight at every forward pass. The cached value of ``p`` is reused while ``p``
+        keeps its storage and its in-place version counter: an optimizer step,
+        ``load_state_dict`` or any in-place write to ``p`` bumps ``p._version`` and
+        invalidates it. (Writes through ``p.data`` bypass the version counter: call
+        :meth:`clear_bit_cache` after them.) Switching to train mode clears it. The cache
+        is keyed weakly by the parameter, so it never keeps a model alive, and it is not
+        part of the module's state (copies and checkpoints do not carry it).
+        """
+        key = (p._version, p.data_ptr(), p.shape, p.dtype, p.device, self.weights)
+        hit = _BIT_CACHE.get(p)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        bits = self._binarize(quantize(p))
+        _BIT_CACHE[p] = (key, bits)
+        return bits
+
+    def clear_bit_cache(self) -> None:
+        """Forget the bits cached for eval (see :meth:`q`) of this layer's parameters."""
+        for p in self.parameters(recurse=False):
+            _BIT_CACHE.pop(p, None)
+
+    def train(self, mode: bool = True) -> BinaryModule:
+        if mode:
+            self.clear_bit_cache()
+        return super().train(mode)
 
     def finish(self, z: torch.Tensor) -> torch.Tensor:
         """``a = Activation(Normalize(z))``, the tail of Alg. 1, 2 and 3."""

@@ -11,9 +11,10 @@ from .normalize import make_norm
 __all__ = ["BinaryEmbedding", "check_tokens"]
 
 
-def check_tokens(tokens: torch.Tensor, vocab_size: int, max_len: int) -> None:
+def check_tokens(tokens: torch.Tensor, vocab_size: int, max_len: int, start: int = 0) -> None:
     """Raise a ``ValueError`` naming the problem unless ``tokens`` is a ``(batch, seq)``
-    integer tensor with ``seq <= max_len`` and ids in ``[0, vocab_size)``."""
+    integer tensor with ``start + seq <= max_len`` and ids in ``[0, vocab_size)``
+    (``start`` is the position of the first token, past the ones in a KV cache)."""
     if not isinstance(tokens, torch.Tensor):
         raise ValueError(f"tokens must be a torch.Tensor, got {type(tokens).__name__}")
     if tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
@@ -22,6 +23,11 @@ def check_tokens(tokens: torch.Tensor, vocab_size: int, max_len: int) -> None:
         raise ValueError(f"tokens must have shape (batch, seq), got shape {tuple(tokens.shape)}")
     if tokens.shape[1] > max_len:
         raise ValueError(f"sequence length {tokens.shape[1]} is longer than max_len={max_len}")
+    if start + tokens.shape[1] > max_len:
+        raise ValueError(
+            f"positions {start}..{start + tokens.shape[1] - 1} go past max_len={max_len}: the cached "
+            "context is full (start a new cache on the last max_len tokens)"
+        )
     if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab_size):
         raise ValueError(
             f"token id out of range: ids must lie in [0, {vocab_size}), "
@@ -65,9 +71,10 @@ class BinaryEmbedding(BinaryModule):
         nn.init.xavier_uniform_(self.position_weight)
         self.position_norm = make_norm(embedding_dim, binary=binary, normalize=normalize, affine=affine)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        check_tokens(tokens, self.num_embeddings, self.max_len)
-        positions = torch.arange(tokens.shape[1], device=tokens.device)
+    def forward(self, tokens: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """``(batch, seq)`` ids at positions ``start .. start + seq - 1`` -> ``(batch, seq, dim)``."""
+        check_tokens(tokens, self.num_embeddings, self.max_len, start)
+        positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
         tok = self.finish(self.q(self.weight)[tokens] + self.q(self.bias))
         pos = self._act(self.position_norm(self.q(self.position_weight)[positions] + self.q(self.position_bias)))
         return tok + pos

@@ -3,19 +3,26 @@
 Autoregressive sampling: the model reads the last ``max_len`` tokens, its logits at the
 last position are divided by the temperature, cut to the ``top_k`` most likely tokens,
 and one token is drawn; temperature 0 takes the most likely token (greedy).
+
+By default a :class:`~binedu.kv_cache.KVCache` keeps the keys and values of the tokens
+already read, so each step runs the model on one new token (see :mod:`binedu.kv_cache`).
+``use_cache=False`` recomputes the whole context at every step, as the model is trained;
+both give the same tokens.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from .kv_cache import KVCache
 from .metrics import task_of
 
-__all__ = ["generate", "next_token"]
+__all__ = ["generate", "next_token", "decode_speed"]
 
 
 def next_token(
@@ -58,6 +65,7 @@ def generate(
     temperature: float = 1.0,
     top_k: int | None = None,
     seed: int | None = None,
+    use_cache: bool = True,
 ) -> str | torch.Tensor:
     """Continue ``prompt`` with up to ``max_new_tokens`` tokens.
 
@@ -68,6 +76,15 @@ def generate(
     ``temperature=0`` is greedy; ``top_k`` keeps the k most likely tokens; ``seed`` makes
     sampling reproducible without touching the global random state. Works for a
     training :class:`~binedu.LanguageModel` and for a packed one.
+
+    ``use_cache=True`` (the default) reads the prompt once (the prefill) and then one new
+    token per step, with a :class:`~binedu.kv_cache.KVCache`. When the context outgrows
+    ``max_len``, the uncached model sees the last ``max_len`` tokens at positions
+    ``0 .. max_len - 1``, so every position shifts by one at each step and no cached key
+    stays valid: the cache is then rebuilt from the cropped window at every step (same
+    tokens as without a cache, at the cost of a full window per step). Models without a
+    cache (the leaky mask, or any model whose ``supports_cache()`` is missing or false)
+    always run uncached.
     """
     if task_of(model) != "language":
         raise ValueError(f"generate needs a language model, got {type(model).__name__}")
@@ -87,10 +104,19 @@ def generate(
     eos = getattr(tokenizer, "eos_id", None)
     was_training = model.training
     model.eval()
+    cached = use_cache and getattr(model, "supports_cache", lambda: False)()
+    cache = None
     try:
         for _ in range(max_new_tokens):
-            context = torch.tensor([ids[-max_len:]], dtype=torch.long, device=device)
-            logits = model(context)[0, -1]
+            if not cached:
+                logits = model(torch.tensor([ids[-max_len:]], dtype=torch.long, device=device))[0, -1]
+            else:
+                if cache is None or cache.length >= max_len:  # prefill, or the window slid: rebuild
+                    cache, context = KVCache(), ids[-max_len:]
+                else:
+                    context = ids[-1:]  # the earlier tokens are in the cache
+                tokens = torch.tensor([context], dtype=torch.long, device=device)
+                logits = model(tokens, cache=cache, last_only=True)[0, -1]
             ids.append(next_token(logits, temperature, top_k, generator))
             if ids[-1] == eos:
                 break
@@ -99,3 +125,35 @@ def generate(
     if isinstance(prompt, str):
         return tokenizer.decode(ids)
     return torch.tensor(ids, dtype=torch.long)
+
+
+def decode_speed(
+    models: Mapping[str, nn.Module],
+    prompt: Sequence[int] | torch.Tensor,
+    new_tokens: int = 16,
+    repeats: int = 2,
+    use_cache: bool = True,
+) -> dict[str, float]:
+    """Decoding speed of each model, in generated tokens per second, from a short greedy run.
+
+    The prefill (reading the prompt, up to the first new token) is timed on its own and
+    subtracted: ``(new_tokens - 1) / (time(new_tokens) - time(1))``, the best of
+    ``repeats`` runs each. Timings depend on the machine and on what else runs on it.
+    """
+    if new_tokens < 2:
+        raise ValueError(f"new_tokens must be >= 2 (the first token is the prefill), got {new_tokens}")
+
+    def best(model: nn.Module, count: int) -> float:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            generate(model, prompt, max_new_tokens=count, temperature=0, use_cache=use_cache)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    speeds = {}
+    for name, model in models.items():
+        best(model, 2)  # warm-up
+        decode = best(model, new_tokens) - best(model, 1)
+        speeds[name] = (new_tokens - 1) / max(decode, 1e-9)
+    return speeds

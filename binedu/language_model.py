@@ -9,6 +9,7 @@ from torch import nn
 
 from .config import LANGUAGE_CONFIGS, LanguageConfig
 from .embedding import BinaryEmbedding
+from .kv_cache import KVCache
 from .linear import BinaryLinear
 from .model import ConfigModel
 from .normalize import make_norm
@@ -54,6 +55,28 @@ class LanguageModel(ConfigModel):
         head.append(BinaryLinear(width, c.vocab_size, **kw))
         self.head = nn.Sequential(*head)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``(batch, seq)`` token ids -> ``(batch, seq, vocab_size)`` next-token logits."""
-        return self.head(self.blocks(self.norm(self.embedding(tokens))))
+    def forward(self, tokens: torch.Tensor, cache: KVCache | None = None, *, last_only: bool = False) -> torch.Tensor:
+        """``(batch, seq)`` token ids -> ``(batch, seq, vocab_size)`` next-token logits.
+
+        With a :class:`~binedu.kv_cache.KVCache`, ``tokens`` continue the positions already
+        in it (the first call is the prefill, then one token at a time) and the cache is
+        extended: the logits equal those of the whole sequence without a cache.
+        ``last_only=True`` runs the head on the last position only (``seq`` becomes 1):
+        all that generation needs.
+        """
+        if cache is not None and not self.supports_cache():
+            raise ValueError("this model uses the leaky mask (Alg. 6, line 17): a KV cache cannot reproduce it")
+        start = 0 if cache is None else cache.length
+        x = self.norm(self.embedding(tokens, start))
+        if cache is None:
+            x = self.blocks(x)
+        else:
+            for index, block in enumerate(self.blocks):
+                x = block(x, cache.layer(index))
+            cache.length += tokens.shape[1]
+        return self.head(x[:, -1:] if last_only else x)
+
+    def supports_cache(self) -> bool:
+        """Whether cached decoding equals recomputation: not while an attention layer uses
+        the paper's leaky mask, which lets a position see the later ones."""
+        return not any(getattr(m, "leaky_mask", False) for m in self.modules())

@@ -403,10 +403,10 @@ class PackedEmbedding(PackedLayer):
         }
 
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        check_tokens(tokens, self.num_embeddings, self.max_len)
+    def forward(self, tokens: torch.Tensor, start: int = 0) -> torch.Tensor:
+        check_tokens(tokens, self.num_embeddings, self.max_len, start)
         d = self.embedding_dim
-        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
         tok = unpack_float(self.weight_bits[tokens], d) + self.bits("bias")
         pos = unpack_float(self.position_weight_bits[positions], d) + self.bits("position_bias")
         return self.finish(tok) + self._act(self.position_norm(pos))

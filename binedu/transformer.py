@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from .attention import BinaryMultiheadAttention
+from .kv_cache import LayerCache
 from .linear import BinaryLinear
 from .normalize import make_norm
 
@@ -44,6 +45,8 @@ class BinaryTransformerBlock(nn.Module):
         self.norm1 = make_norm(embed_dim, **kw)
         self.norm2 = make_norm(embed_dim, **kw)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.norm1(x + self.attention(x))
+    def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
+        """``x`` holds the new positions; ``cache`` the attention's keys and values of the
+        earlier ones (see :class:`~binedu.kv_cache.KVCache`)."""
+        h = self.norm1(x + self.attention(x, cache))
         return self.norm2(h + self.ff2(self.ff1(h)))
