@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 __all__ = [
     "evaluate",
+    "evaluation_tally",
     "task_of",
     "split_batch",
     "token_loss",
@@ -127,6 +128,18 @@ def evaluate(
     eval mode on ``device`` (default: where its parameters or buffers are) and is left in
     the mode it was in.
     """
+    return evaluation_tally(model, dataset, batch_size, pad_id, device).metrics(language=task_of(model) == "language")
+
+
+@torch.no_grad()
+def evaluation_tally(
+    model: nn.Module,
+    dataset: Dataset | DataLoader,
+    batch_size: int = 256,
+    pad_id: int | None = 0,
+    device: str | torch.device | None = None,
+) -> Tally:
+    """The sums behind :func:`evaluate` (what processes of a distributed run add up)."""
     task = task_of(model)
     if device is None:
         tensors = [*model.parameters(), *model.buffers()]
@@ -141,4 +154,4 @@ def evaluate(
             tally.add(logits, y.to(device), pad_id if task == "language" else None)
     finally:
         model.train(was_training)
-    return tally.metrics(language=task == "language")
+    return tally

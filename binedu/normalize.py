@@ -28,9 +28,13 @@ def normalize(z: torch.Tensor, dim: int | Sequence[int] = -1, eps: float = EPS) 
     ``dim`` holds the feature axes of one example: the last axis for dense and sequence
     tensors (each token on its own, which keeps a causal model causal), the channel axis
     (or channels, height and width) for convolution outputs. The population variance is
-    used and ``eps`` keeps the result finite (zero) for a constant input.
+    used and ``eps`` keeps the result finite (zero) for a constant input. A half-precision
+    ``z`` (bf16 autocast) is normalized in float32, as ``torch.nn.LayerNorm`` is under
+    autocast, so the mean and variance keep float32 accuracy (the result is float32).
     """
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    if z.dtype in (torch.bfloat16, torch.float16):
+        z = z.float()
     mean = z.mean(dim=dims, keepdim=True)
     var = (z - mean).pow(2).mean(dim=dims, keepdim=True)
     return (z - mean) * torch.rsqrt(var + eps)

@@ -13,6 +13,7 @@ resumed from its checkpoint gives bit-identical parameters and history.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,10 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm.auto import tqdm
 
 from .base import BinaryModule
+from .distributed import EpochBatches, local_device, setup
 from .history import History
-from .metrics import Tally, evaluate, split_batch, task_of, token_loss
+from .metrics import Tally, split_batch, task_of
+from .precision import autocast
 from .schedule import learning_rate
 from .train_checkpoint import read_training_checkpoint, save_training_checkpoint
 
@@ -194,6 +197,7 @@ def fit(
     history: History | None = None,
     eval_batch_size: int | None = None,
     num_workers: int = 0,
+    precision: str = "fp32",
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> History:
     """Train ``model`` on ``train`` and return its :class:`~binedu.History`.
@@ -220,7 +224,15 @@ def fit(
     - ``device``: ``None``/``"auto"`` picks CUDA when available.
     - ``seed`` fixes the data order and dropout: the same seed gives the same history.
     - ``progress`` shows a ``tqdm.auto`` bar (terminal or JupyterLab) with one line per
-      epoch under it; ``on_epoch``, if given, receives each epoch record instead.
+      epoch under it, and the throughput (images/s or real tokens/s); ``on_epoch``, if
+      given, receives each epoch record instead.
+    - ``num_workers`` data-loading processes (persistent across epochs; memory pinned
+      for a GPU). ``precision="bf16"``: float activations in bfloat16 under autocast, the
+      latent weights and the bits unchanged (:mod:`binedu.precision`).
+    - Under ``torchrun`` (see :mod:`binedu.distributed`) each process trains on its slice
+      of every global batch with DistributedDataParallel: ``batch_size`` is per process,
+      the effective batch is ``batch_size x world_size``; metrics are all-reduced and only
+      rank 0 writes the checkpoint, shows progress and calls ``on_epoch``.
     """
     if epochs < 1 or batch_size < 1 or record_every < 1:
         raise ValueError(f"epochs, batch_size and record_every must be >= 1, got {epochs}, {batch_size}, {record_every}")
@@ -234,10 +246,16 @@ def fit(
     language = task == "language"
     loss_pad = pad_id if language else None
     device = resolve_device(device)
+    procs = setup(device)  # torchrun's process group; one process: nothing to do
+    device = local_device(device, procs)
+    amp = autocast(precision, device)
     model.to(device)
+    net = procs.wrap(model, device)  # DistributedDataParallel under torchrun, else the model
     opt = make_optimizer(model, optimizer, lr, weight_decay)
+    if not procs.is_main:
+        progress, on_epoch = False, None
 
-    steps_per_epoch = math.ceil(len(train) / batch_size)
+    steps_per_epoch = math.ceil(len(train) / (batch_size * procs.world_size))
     planned = epochs * steps_per_epoch
     total = planned if max_steps is None else min(planned, max_steps)
     decay = max(planned - warmup_steps, 0) if decay_steps is None else decay_steps
@@ -246,6 +264,8 @@ def fit(
         warmup_steps=warmup_steps, decay_steps=decay, min_lr_ratio=min_lr_ratio, seed=seed, pad_id=pad_id,
         record_every=record_every, train_size=len(train),
     )  # fmt: skip
+    if procs.active:
+        settings["world_size"] = procs.world_size
 
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "tally": Tally().to_dict()}
     bits = binary_bits(model)
@@ -267,9 +287,13 @@ def fit(
         if history.epochs and history.epochs[-1].get("partial") and state["step"] < total:
             history.epochs.pop()  # the stopped epoch continues now
         bits = {k[len("bits/") :]: v.to(device).bool() for k, v in saved.tensors.items() if k.startswith("bits/")}
-        _set_rng(saved.tensors)
+        if saved.meta.get("world_size", 1) != procs.world_size:
+            raise ValueError(
+                f"cannot resume {checkpoint}: it ran on {saved.meta.get('world_size', 1)} processes, not {procs.world_size}"
+            )
+        _set_rng(procs.own_rng(saved.tensors))
     else:
-        torch.manual_seed(seed)
+        torch.manual_seed(procs.seed(seed))
         # appending to an earlier run's history: number steps and epochs after its own
         state["step_offset"] = history.steps[-1] + 1 if history.steps else 0
         state["epoch_offset"] = sum(1 for e in history.epochs if not e.get("partial"))
@@ -277,33 +301,39 @@ def fit(
 
     def save() -> None:
         if checkpoint is not None:
-            extra = {f"bits/{k}": v.to(torch.uint8) for k, v in bits.items()} | _rng_tensors()
-            save_training_checkpoint(checkpoint, model, opt, state=state, history=history, tensors=extra, meta=settings)
+            extra = {f"bits/{k}": v.to(torch.uint8) for k, v in bits.items()} | procs.gather_rng(_rng_tensors())
+            if procs.is_main:
+                save_training_checkpoint(checkpoint, model, opt, state=state, history=history, tensors=extra, meta=settings)
+            procs.barrier()  # no rank runs ahead of a checkpoint that is not on disk yet
 
     tally = Tally(**state["tally"])
     step_offset, epoch_offset = state.get("step_offset", 0), state.get("epoch_offset", 0)
     bar = tqdm(total=total, initial=state["step"], disable=not progress, unit="step", dynamic_ncols=True)
+    batches = EpochBatches(len(train), batch_size, seed, _epoch_order, procs.rank, procs.world_size)
+    loader = DataLoader(
+        train, batch_sampler=batches, collate_fn=default_collate, num_workers=num_workers,
+        pin_memory=device.type == "cuda", persistent_workers=num_workers > 0, generator=torch.Generator(),
+    )  # fmt: skip
+    unit = "tok/s" if language else "img/s"
     try:
         while state["epoch"] < epochs and state["step"] < total:
             epoch = state["epoch"]
             bar.set_description(f"epoch {epoch + 1}/{epochs}")
-            order = _epoch_order(len(train), seed, epoch)
-            batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-            loader = DataLoader(
-                train, batch_sampler=batches[state["batch"] :], collate_fn=default_collate,
-                num_workers=num_workers, generator=torch.Generator(),
-            )  # fmt: skip
+            batches.set_epoch(epoch, start=state["batch"])
+            clock, counted = time.perf_counter(), tally.count
             for batch in loader:
                 if state["step"] >= total:
                     break
                 x, y = (t.to(device, non_blocking=True) for t in split_batch(batch, task))
                 state["batch"] += 1
-                if language and pad_id is not None and not bool((y != pad_id).any()):
+                borrowed = batches.borrowed(state["batch"] - 1)  # under torchrun, a stand-in batch
+                if language and pad_id is not None and not procs.has_targets(y, pad_id, borrowed):
                     continue  # a batch of padding only: nothing to learn
                 step = state["step"]
                 model.train()
-                logits = model(x)
-                loss = token_loss(logits, y, loss_pad)
+                with amp():
+                    logits = net(x)
+                    loss, loss_value = procs.loss(logits, y, loss_pad, tally, borrowed)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 rate = learning_rate(step, lr, warmup_steps, decay, min_lr_ratio)
@@ -313,8 +343,6 @@ def fit(
                 if record:
                     norms = layer_grad_norms(model)
                 opt.step()
-                tally.add(logits, y, loss_pad)
-                loss_value = float(loss.detach())
                 history.steps.append(step_offset + step)
                 history.loss.append(loss_value)
                 history.lr.append(rate)
@@ -330,11 +358,13 @@ def fit(
                 state["step"] = step + 1
                 state["tally"] = tally.to_dict()
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{rate:.2e}", refresh=False)
+                speed = (tally.count - counted) / max(time.perf_counter() - clock, 1e-9)
+                bar.set_postfix({"loss": f"{loss_value:.4f}", "lr": f"{rate:.2e}", unit: f"{speed:,.0f}"}, refresh=False)
                 if checkpoint_every and state["step"] % checkpoint_every == 0 and state["batch"] < len(batches):
                     save()  # mid-epoch; epoch ends save below
             finished = state["batch"] >= len(batches)
-            val_metrics = None if val is None else evaluate(model, val, eval_batch_size or batch_size, pad_id, device)
+            with amp():
+                val_metrics = None if val is None else procs.evaluate(model, val, eval_batch_size or batch_size, pad_id, device)
             record = _epoch_record(epoch_offset + epoch + 1, step_offset + state["step"], tally, val_metrics, language)
             if finished:
                 state.update(epoch=epoch + 1, batch=0, tally=Tally().to_dict())

@@ -55,6 +55,7 @@ class ImageData:
     name: str
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
+    test: Dataset | None = None  # a held-out test split, where the data set has one ("digits-hard")
 
 
 class TensorImageDataset(Dataset):
@@ -268,7 +269,7 @@ def _folder(root: str | Path | None, image_size: int, val_fraction: float, seed:
     )
 
 
-IMAGE_DATASETS = ("digits", "food101", "folder")
+IMAGE_DATASETS = ("digits", "digits-hard", "food101", "folder")
 
 
 def image_data(
@@ -284,6 +285,9 @@ def image_data(
     - ``"digits"``: the 1,797 UCI handwritten digits (8x8 grey, 10 classes) shipped with
       binedu (:mod:`binedu.data.digits`), no network; ``image_size`` defaults to 8, matching the
       ``"tiny"`` ImageConfig.
+    - ``"digits-hard"``: the same digits at 28x28, randomly rotated, scaled, shifted and
+      noisy (:mod:`binedu.data.hard_digits`), with a ``test`` split too; ``val_fraction``
+      of the digits for validation and 20% for test.
     - ``"food101"``: ``root`` is the extracted ``food-101/`` folder; train and validation
       are the official meta/train.txt and meta/test.txt (``val_fraction`` is not used);
       ``image_size`` defaults to the paper's 256.
@@ -297,6 +301,10 @@ def image_data(
     check_limit(limit)
     if name == "digits":
         return _digits(_check_size(image_size, 8), val_fraction, seed, limit)
+    if name == "digits-hard":
+        from .hard_digits import digit_splits
+
+        return digit_splits(True, image_size, val_fraction, seed=seed, limit=limit)
     if name == "food101":
         return _food101(root, _check_size(image_size, 256), seed, limit)
     if name == "folder":
