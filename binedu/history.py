@@ -22,6 +22,12 @@ class History:
       ``train_acc``, ``val_acc`` and, for language models, ``train_ppl``, ``val_ppl``.
     - ``flip_steps``/``flip_ratio``: for binary models, the fraction of all bits that
       changed since the previous record (Eq. 1 applied to the latent weights).
+    - ``layer_flips``: the same per binary layer (layer name -> values aligned with
+      ``flip_steps``; kernel and bias bits together), so a plot can show which layers
+      still learn.
+    - ``changed_since_init``: aligned with ``flip_steps``, the fraction of all bits that
+      differ from the bits at initialisation: a bit that flips and flips back counts
+      twice in ``flip_ratio`` but not here.
     - ``grad_steps``/``grad_norms``: per-layer gradient norms (layer name -> values
       aligned with ``grad_steps``).
     """
@@ -32,6 +38,8 @@ class History:
     epochs: list[dict[str, float]] = field(default_factory=list)
     flip_steps: list[int] = field(default_factory=list)
     flip_ratio: list[float] = field(default_factory=list)
+    layer_flips: dict[str, list[float]] = field(default_factory=dict)
+    changed_since_init: list[float] = field(default_factory=list)
     grad_steps: list[int] = field(default_factory=list)
     grad_norms: dict[str, list[float]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)

@@ -40,6 +40,7 @@ __all__ = [
     "make_optimizer",
     "binary_bits",
     "flip_ratio",
+    "layer_flip_ratios",
     "layer_grad_norms",
 ]
 
@@ -127,6 +128,21 @@ def flip_ratio(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) 
         return 0.0
     changed = torch.stack([(before[k] != after[k]).sum() for k in before]).sum()
     return float(changed) / total
+
+
+def layer_flip_ratios(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Per binary layer, the fraction of its bits (all its parameters together) that
+    differ between two :func:`binary_bits` snapshots; keys are the layer names."""
+    if before.keys() != after.keys():
+        raise ValueError("the two bit snapshots come from different models")
+    changed: dict[str, list[torch.Tensor]] = {}
+    sizes: dict[str, int] = {}
+    for key in before:
+        layer = key.rsplit(".", 1)[0]
+        changed.setdefault(layer, []).append((before[key] != after[key]).sum())
+        sizes[layer] = sizes.get(layer, 0) + before[key].numel()
+    counts = {layer: torch.stack(c).sum() for layer, c in changed.items()}
+    return {layer: float(n) / max(sizes[layer], 1) for layer, n in counts.items()}
 
 
 def layer_grad_norms(model: nn.Module) -> dict[str, float]:
@@ -269,6 +285,7 @@ def fit(
 
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "tally": Tally().to_dict()}
     bits = binary_bits(model)
+    init_bits = bits  # History.changed_since_init compares with these
     history = history if history is not None else History()
     if resume and Path(checkpoint).is_file():
         saved = read_training_checkpoint(checkpoint)
@@ -287,6 +304,8 @@ def fit(
         if history.epochs and history.epochs[-1].get("partial") and state["step"] < total:
             history.epochs.pop()  # the stopped epoch continues now
         bits = {k[len("bits/") :]: v.to(device).bool() for k, v in saved.tensors.items() if k.startswith("bits/")}
+        init = {k[len("init_bits/") :]: v.to(device).bool() for k, v in saved.tensors.items() if k.startswith("init_bits/")}
+        init_bits = init or bits  # an older checkpoint without them: count from the resumed bits
         if saved.meta.get("world_size", 1) != procs.world_size:
             raise ValueError(
                 f"cannot resume {checkpoint}: it ran on {saved.meta.get('world_size', 1)} processes, not {procs.world_size}"
@@ -302,6 +321,7 @@ def fit(
     def save() -> None:
         if checkpoint is not None:
             extra = {f"bits/{k}": v.to(torch.uint8) for k, v in bits.items()} | procs.gather_rng(_rng_tensors())
+            extra |= {f"init_bits/{k}": v.to(torch.uint8) for k, v in init_bits.items()}
             if procs.is_main:
                 save_training_checkpoint(checkpoint, model, opt, state=state, history=history, tensors=extra, meta=settings)
             procs.barrier()  # no rank runs ahead of a checkpoint that is not on disk yet
@@ -354,6 +374,9 @@ def fit(
                         now = binary_bits(model)
                         history.flip_steps.append(step_offset + step)
                         history.flip_ratio.append(flip_ratio(bits, now))
+                        for layer, ratio in layer_flip_ratios(bits, now).items():
+                            history.layer_flips.setdefault(layer, []).append(ratio)
+                        history.changed_since_init.append(flip_ratio(init_bits, now))
                         bits = now
                 state["step"] = step + 1
                 state["tally"] = tally.to_dict()
