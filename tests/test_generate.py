@@ -113,3 +113,11 @@ def test_packed_language_model_generates_like_the_training_model():
 def test_bad_requests_raise_value_errors(args, kwargs, message):
     with pytest.raises(ValueError, match=message):
         generate(*args, **kwargs)
+
+
+def test_cache_switch_gives_the_same_text_for_a_real_model_and_a_long_prompt():
+    model = language_model()
+    prompt = list(range(1, 12)) * 2  # 22 tokens > max_len = 8: generation starts on a cropped window
+    for kwargs in (dict(temperature=0), dict(seed=1, top_k=4)):
+        cached = generate(model, prompt, max_new_tokens=10, **kwargs)
+        assert torch.equal(cached, generate(model, prompt, max_new_tokens=10, use_cache=False, **kwargs))

@@ -233,7 +233,7 @@ def test_packed_models_keep_input_validation():
         lm(torch.tensor([[0, 256]]))
     with pytest.raises(ValueError, match="longer than max_len"):
         lm(torch.zeros(1, 65, dtype=torch.long))
-    with pytest.raises(ValueError, match="integer tensor"):
+    with pytest.raises(ValueError, match="tokens must be an int"):
         lm(torch.zeros(1, 3))
     image = pack_model(ImageClassifier.from_config("tiny"))
     with pytest.raises(ValueError, match="images must have shape"):
