@@ -25,7 +25,7 @@ from .quantize import quantize, quantize_ste
 from .train import fit
 from .transformer import BinaryTransformerBlock
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the only place the version is written: pyproject.toml reads it
 
 __all__ = [
     # Eq. 1, Alg. 1 and Normalize

@@ -1,5 +1,8 @@
 """environment.yml (conda and Binder) agrees with pyproject.toml, and README points to Binder.
 
+The environment holds pyproject's runtime dependencies plus its ``lab`` extra (Binder runs
+JupyterLab), never the ``test`` extra.
+
 Nobody builds the conda environment in CI (no conda registry there), so this checks what
 a build depends on: Binder (repo2docker) reads the root environment.yml unless a
 binder/ or .binder/ folder exists, installs binedu only through the pip section's
@@ -25,7 +28,9 @@ else:  # pytest depends on tomli before Python 3.11
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = "3.11"  # the version CI runs; repo2docker has a base environment for it
-CONDA_NAMES = {"torch": "pytorch-cpu"}  # PyPI name -> conda-forge name, where they differ
+# PyPI name -> conda-forge name, where they differ. matplotlib-base is matplotlib without
+# the Qt stack that conda-forge's plain `matplotlib` pulls in.
+CONDA_NAMES = {"torch": "pytorch-cpu", "matplotlib": "matplotlib-base", "jupyterlab-widgets": "jupyterlab_widgets"}
 CONDA_ONLY = {"python", "pip"}
 FORBIDDEN = {"pytorch", "torch", "pytorch-gpu", "pytorch-cuda", "cudatoolkit", "cpuonly"}
 CONDA_SPEC = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.\-]*)\s*(.*)$")
@@ -35,8 +40,14 @@ BINDER_BADGE = (
     "[![Binder](https://mybinder.org/badge_logo.svg)]"
     f"(https://mybinder.org/v2/gh/binedu/binedu/HEAD?urlpath=lab/tree/{FIRST_NOTEBOOK})"
 )
-README_LINES = ["## Run locally", "## Run with conda"]
-README_COMMANDS = ["make lab", "conda env create -f environment.yml", "conda activate binedu"]
+README_LINES = ["## Run locally: two commands", "## Install with pip", "## Run on Colab", "## Run with conda"]
+README_COMMANDS = [
+    "make lab",
+    "make test",
+    'pip install "binedu @ git+https://github.com/binedu/binedu"',
+    "conda env create -f environment.yml",
+    "conda activate binedu",
+]
 
 
 def load_environment() -> dict:
@@ -62,11 +73,17 @@ def pip_section(environment: dict) -> list[str]:
     return [str(line).strip() for line in sections[0]]
 
 
-def runtime_requirements() -> dict[str, SpecifierSet]:
-    """pyproject.toml's [project] dependencies as {conda name: specifier}."""
-    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+def load_project() -> dict:
+    return tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+
+
+def runtime_requirements(extras: tuple[str, ...] = ("lab",)) -> dict[str, SpecifierSet]:
+    """pyproject.toml's [project] dependencies plus those of ``extras``, as
+    {conda name: specifier}."""
+    project = load_project()
+    lines = project["dependencies"] + [line for extra in extras for line in project["optional-dependencies"][extra]]
     requirements = {}
-    for line in project["dependencies"]:
+    for line in lines:
         requirement = Requirement(line)
         name = canonicalize_name(requirement.name)
         requirements[CONDA_NAMES.get(name, name)] = requirement.specifier
@@ -77,6 +94,7 @@ def test_environment_uses_conda_forge_only() -> None:
     environment = load_environment()
     assert environment["name"] == "binedu"
     assert environment["channels"] == ["conda-forge"], "no `pytorch` or `defaults` channel: conda-forge only"
+    assert "matplotlib" not in conda_specs(environment), "matplotlib-base: plain matplotlib pulls the Qt stack"
     for dependency in conda_specs(environment):
         assert "::" not in dependency, f"{dependency}: no per-package channel"
 
@@ -98,7 +116,7 @@ def test_environment_takes_pytorch_cpu_from_conda_forge() -> None:
     assert "torch" not in pip_names, "torch from pip would replace conda-forge's CPU build"
 
 
-def test_environment_lists_the_runtime_dependencies_of_pyproject() -> None:
+def test_environment_lists_the_runtime_and_lab_dependencies_of_pyproject() -> None:
     specs = conda_specs(load_environment())
     requirements = runtime_requirements()
     missing = sorted(set(requirements) - set(specs))
@@ -149,3 +167,10 @@ def test_readme_has_binder_badge_and_run_sections() -> None:
 
 def test_binder_badge_opens_an_existing_notebook() -> None:
     assert (REPO / FIRST_NOTEBOOK).is_file(), f"the Binder badge opens {FIRST_NOTEBOOK}, which does not exist"
+
+
+def test_environment_leaves_out_the_test_tools() -> None:
+    specs = conda_specs(load_environment())
+    tools = {canonicalize_name(Requirement(line).name) for line in load_project()["optional-dependencies"]["test"]}
+    extra_tools = (tools - set(runtime_requirements())) & set(specs)
+    assert not extra_tools, f"Binder needs no test tools: {sorted(extra_tools)}"
