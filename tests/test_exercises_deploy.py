@@ -50,9 +50,32 @@ def test_big_endian_packing_is_not_yet(capsys):
 
 def test_unpack_byte_accepts_a_list_or_a_tensor_but_not_the_wrong_order(capsys):
     assert check("06.unpack_byte", lambda b: [(b >> j) & 1 for j in range(8)], verbose=False)
-    assert check("06.unpack_byte", lambda b: unpack_bits(torch.tensor([b], dtype=torch.uint8), 8), verbose=False)
+    assert check("06.unpack_byte", torch.tensor, verbose=False) is False
     assert check("06.unpack_byte", lambda b: [(b >> (7 - j)) & 1 for j in range(8)]) is False
     assert "Not yet" in capsys.readouterr().out
+
+
+def test_binedu_and_numpy_packing_cannot_be_handed_in(capsys):
+    """A student who wraps binedu's (or numpy's) packing instead of writing it gets "write it yourself"."""
+    wrappers = {
+        "06.pack_byte": [
+            lambda bits: int(pack_bits(torch.tensor(bits))[0]),
+            lambda bits: int(np.packbits(np.array(bits, dtype=np.uint8), bitorder="little")[0]),
+        ],
+        "06.unpack_byte": [
+            lambda b: unpack_bits(torch.tensor([b], dtype=torch.uint8), 8),
+            lambda b: tuple(np.unpackbits(np.array([b], dtype=np.uint8), bitorder="little")),
+        ],
+        "06.packed_matrix_bytes": [lambda r, c: pack_bits(torch.zeros(r, c, dtype=torch.uint8)).numel()],
+        "07.lut_entry": [lambda x, k: unpack_bits(torch.tensor([k], dtype=torch.uint8), 8).to(x.dtype) @ x],
+        "07.lut_dot": [lambda x, row: unpack_bits(row, x.numel()).to(x.dtype) @ x, lut_dot],
+    }
+    for exercise_id, answers in wrappers.items():
+        for answer in answers:
+            assert check(exercise_id, answer) is False, exercise_id
+            assert "write it yourself" in capsys.readouterr().out, exercise_id
+    # and everything works again afterwards
+    assert pack_byte((1, 0, 1, 1, 0, 0, 0, 1)) == int(pack_bits(torch.tensor([1, 0, 1, 1, 0, 0, 0, 1]))[0]) == 141
 
 
 @given(st.integers(0, 300), st.integers(0, 300))

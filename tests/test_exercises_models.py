@@ -172,3 +172,19 @@ def test_perplexity_counting_padding_is_not_yet(capsys):
 
     assert check("05.perplexity", counts_padding) is False
     assert "for input (" in capsys.readouterr().out
+
+
+def test_perplexity_from_binedu_metrics_is_not_accepted(capsys):
+    from binedu.metrics import perplexity, token_loss
+
+    def wraps_binedu(logits, targets, pad_id):
+        return perplexity(float(token_loss(logits, targets, pad_id)))
+
+    def written(logits, targets, pad_id):
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=pad_id)
+        return math.exp(float(loss))
+
+    assert check("05.perplexity", wraps_binedu) is False
+    assert "write it yourself" in capsys.readouterr().out
+    assert check("05.perplexity", written, verbose=False) is True
+    assert check("05.causal_mask", future_mask, verbose=False) is False

@@ -45,6 +45,28 @@ def packed_matrix_bytes(rows: int, cols: int) -> int:
     return rows * bytes_at_bits(cols, 1)
 
 
+def _my_pack_byte(bits: Sequence[int]) -> int:
+    """The model answer, the way one writes it by hand: bit j is worth 2**j."""
+    return sum(bit * 2**j for j, bit in enumerate(bits))
+
+
+def _my_unpack_byte(byte: int) -> tuple[int, ...]:
+    """The model answer: divide by two eight times, keeping the remainders."""
+    bits = []
+    for _ in range(_BITS):
+        byte, bit = divmod(byte, 2)
+        bits.append(bit)
+    return tuple(bits)
+
+
+def _my_packed_matrix_bytes(rows: int, cols: int) -> int:
+    """The model answer: a row of ``cols`` bits needs ``ceil(cols / 8)`` whole bytes."""
+    return rows * -(-cols // _BITS)
+
+
+_PACKING = ("binedu.bits.pack_bits", "binedu.bits.unpack_bits", "numpy.packbits", "numpy.unpackbits")
+
+
 def _bytes_cases() -> list[tuple]:
     g = torch.Generator().manual_seed(6)
     random = [tuple(torch.randint(0, 2, (_BITS,), generator=g).tolist()) for _ in range(4)]
@@ -62,6 +84,8 @@ register(
         title="Pack eight bits into one byte (little bit order: the first bit is worth 1)",
         reference=pack_byte,
         cases=_bytes_cases,
+        forbidden=("binedu.course.exercises.bitpacking.pack_byte", *_PACKING),
+        solution=_my_pack_byte,
         hint="bit j (counting from 0) is worth 2**j: add bits[j] << j (or bits[j] * 2**j) over j = 0..7. "
         "The first value is the *least* significant bit, unlike how we write binary numbers.",
         rtol=0,
@@ -76,6 +100,8 @@ register(
         reference=unpack_byte,
         cases=lambda: [(0,), (1,), (128,), (141,), (255,), (0b01010101,)],
         observe=_as_bit_tuple,
+        forbidden=("binedu.course.exercises.bitpacking.unpack_byte", *_PACKING),
+        solution=_my_unpack_byte,
         hint="bit j of the byte is (byte >> j) & 1, for j = 0..7; return them as a tuple.",
         rtol=0,
         atol=0,
@@ -88,6 +114,8 @@ register(
         title="Bytes of a (rows, cols) 0/1 matrix packed row by row",
         reference=packed_matrix_bytes,
         cases=lambda: [(1, 8), (1, 10), (3, 8), (10, 100), (2048, 2048), (256, 1), (5, 0)],
+        forbidden=("binedu.course.exercises.bitpacking.packed_matrix_bytes", "binedu.units.bytes_at_bits", "binedu.bits.packed_length"),
+        solution=_my_packed_matrix_bytes,
         hint="each row starts a fresh byte, so one row takes ceil(cols / 8) bytes (10 bits need 2 bytes), "
         "and there are `rows` of them.",
         rtol=0,

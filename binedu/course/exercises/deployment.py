@@ -46,6 +46,30 @@ def lut_table_bytes(in_features: int) -> int:
     return bytes_at_bits(in_features, 1) * 256 * 4
 
 
+def _my_lut_entry(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The model answer: add the inputs whose bit is set in k."""
+    total = torch.zeros((), dtype=x.dtype)
+    for j in range(_BITS):
+        if (k >> j) & 1:
+            total = total + x[j]
+    return total
+
+
+def _my_lut_dot(x: torch.Tensor, packed_row: torch.Tensor) -> torch.Tensor:
+    """The model answer: one table lookup per group of 8 inputs, then a sum."""
+    groups = x.reshape(-1, _BITS)
+    return sum(_my_lut_entry(group, int(byte)) for group, byte in zip(groups, packed_row, strict=True))
+
+
+_LIBRARY = (
+    "binedu.bits.unpack_bits",
+    "numpy.unpackbits",
+    "binedu.packed.lut_matmul",
+    "binedu.packed.dense_matmul",
+    "binedu.packed.packed_matmul",
+)
+
+
 def _lut_entry_cases() -> list[tuple]:
     x = torch.tensor([0.5, -1.0, 2.0, 0.25, 3.0, -0.5, 1.5, 4.0])
     return [(x, 0), (x, 1), (x, 0b00000110), (x, 141), (x, 255), (torch.arange(8.0), 170)]
@@ -66,6 +90,8 @@ register(
         title="One lookup-table entry: the partial sum of the 8 inputs selected by byte k",
         reference=lut_entry,
         cases=_lut_entry_cases,
+        forbidden=("binedu.course.exercises.deployment.lut_entry", "binedu.course.exercises.deployment.lut_tables", *_LIBRARY),
+        solution=_my_lut_entry,
         hint="bit j of k is (k >> j) & 1; add x[j] for every j whose bit is 1 (entry 0 is 0.0, entry 255 is "
         "x.sum()). Return a tensor or a float.",
         atol=1e-5,
@@ -78,6 +104,8 @@ register(
         title="A binary dot product from packed bytes with lookup tables (gather + add)",
         reference=lut_dot,
         cases=_lut_dot_cases,
+        forbidden=("binedu.course.exercises.deployment.lut_dot", "binedu.course.exercises.deployment.lut_tables", "binedu.course.exercises.deployment.lut_entry", *_LIBRARY),
+        solution=_my_lut_dot,
         hint="split x into groups of 8 (x.reshape(-1, 8)); for group g look up entry packed_row[g] of its table "
         "(use your lut_entry) and add the results. Check: it equals unpack_bits(packed_row, x.numel()) @ x.",
         atol=1e-4,

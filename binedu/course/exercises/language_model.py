@@ -29,6 +29,19 @@ def padfree_perplexity(logits: torch.Tensor, targets: torch.Tensor, pad_id: int)
     return perplexity(float(token_loss(logits, targets, pad_id)))
 
 
+def _my_future_mask(seq_len: int) -> torch.Tensor:
+    """The model answer, written out: position j is in the future of query i when j > i."""
+    i = torch.arange(seq_len)
+    return i[None, :] > i[:, None]
+
+
+def _my_perplexity(logits: torch.Tensor, targets: torch.Tensor, pad_id: int) -> float:
+    """The model answer from scratch: log-probabilities, the real targets, mean NLL, exp."""
+    nll = -torch.log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    keep = targets != pad_id
+    return float(torch.exp(nll[keep].mean()))
+
+
 def _perplexity_cases() -> list[tuple]:
     g = torch.Generator().manual_seed(6)
     padded = torch.randint(1, 7, (2, 6), generator=g)
@@ -49,6 +62,8 @@ register(
         title="The causal mask of Alg. 6: True where position i must not attend to position j",
         reference=future_mask,
         cases=lambda: [(1,), (2,), (5,), (8,)],
+        forbidden=("binedu.course.exercises.language_model.future_mask",),
+        solution=_my_future_mask,
         hint="position i may attend to j <= i only; the positions to hide are those strictly above the "
         "diagonal (torch.triu with diagonal=1 of a matrix of ones, as bool).",
         rtol=0,
@@ -74,6 +89,8 @@ register(
         title="Perplexity over real tokens: exp(mean NLL), padding targets excluded",
         reference=padfree_perplexity,
         cases=_perplexity_cases,
+        forbidden=("binedu.course.exercises.language_model.padfree_perplexity", "binedu.metrics.token_loss", "binedu.metrics.perplexity"),
+        solution=_my_perplexity,
         hint="take log_softmax of the logits, pick each target's log-probability, keep only the targets that "
         "are not pad_id, average their negative, and exponentiate (F.cross_entropy with ignore_index=pad_id "
         "does the middle steps).",

@@ -22,12 +22,20 @@ def paper_packed_megabytes(name: str) -> float:
     return bytes_at_bits(paper_model_parameters(name), 1) / 1e6
 
 
+def _my_bnfcl_parameters(n_x: int, n_units: int) -> int:
+    """The model answer: one weight per (input, unit) pair, one bias per unit."""
+    return n_units * (n_x + 1)
+
+
 register(
     Exercise(
         id="08.bnfcl_parameters",
         title="Parameters of a BNFCL with n_x inputs and n_units units (kernel and bias)",
         reference=bnfcl_parameters,
         cases=lambda: [(768, 4096), (4096, 2048), (2048, 30522), (256, 101), (1, 1)],
+        forbidden=("binedu.course.exercises.paper_scale.bnfcl_parameters", "binedu.model.count_parameters", "binedu.linear.BinaryLinear",
+                   "torch.nn.Linear"),
+        solution=_my_bnfcl_parameters,
         hint="the kernel has one parameter per (input, unit) pair and the bias one per unit; both are "
         "binarized, so both count.",
         rtol=0,
