@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from train_fixtures import image_model, image_set
 
 from binedu import History
 from binedu.train import binary_bits, fit, flip_ratio, layer_flip_ratios
-from tests.train_fixtures import image_model, image_set
 
 
 def test_layer_flip_ratios_count_each_layers_bits_together():

@@ -15,12 +15,16 @@ from train_fixtures import image_model  # noqa: E402
 
 from binedu.conv import BinaryConv2d  # noqa: E402
 from binedu.course.plots import (  # noqa: E402
+    layer_labels,
     plot_binary_kernels,
     plot_flip_ratio,
     plot_grad_norms,
+    plot_layer_flips,
     plot_learning_curves,
     plot_memory_bars,
     plot_schedule,
+    plot_ste,
+    plot_threshold_distance,
     plot_weight_histogram,
 )
 from binedu.history import History  # noqa: E402
@@ -116,6 +120,57 @@ def test_grad_norms_one_log_panel_per_history_and_one_line_per_layer():
         plot_grad_norms(history(), layers=["missing"])
 
 
+def test_grad_norms_of_a_deep_model_draw_a_few_layers_with_readable_labels():
+    deep = history(layers=tuple(f"layers.{i}" for i in (0, 1, 3, 4, 6, 9, 10)))
+    fig = plot_grad_norms(deep)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels[0] == "layer 1 of 7 (input)" and labels[-1] == "layer 7 of 7 (output)" and len(labels) == 4
+    assert list(fig.axes[0].lines[-1].get_ydata()) == pytest.approx([0.7] * 4)  # layers.10 is the 7th
+
+
+def test_layer_labels_pick_first_last_and_spread():
+    assert list(layer_labels(["a", "b"], 4)) == ["a", "b"]
+    assert list(layer_labels("abcdefghi", 3)) == ["a", "e", "i"]
+    assert layer_labels(["only"], 4) == {"only": "layer 1 of 1 (output)"}
+    with pytest.raises(ValueError, match="max_lines"):
+        layer_labels(["a"], 0)
+
+
+def test_layer_flips_per_layer_and_changed_since_init():
+    h = history()
+    h.layer_flips = {"layers.0": [0.3, 0.1, 0.0, 0.02], "layers.1": [0.1, 0.1, 0.1, 0.0]}
+    h.changed_since_init = [0.2, 0.25, 0.27, 0.26]
+    fig = plot_layer_flips(h)
+    left, right = fig.axes
+    assert len(left.lines) == 2 and left.get_yscale() == "log"
+    assert np.isnan(left.lines[0].get_ydata()[2])  # zero flips: a gap on the log axis, not -inf
+    assert list(right.lines[0].get_ydata()) == pytest.approx([20, 25, 27, 26])
+    assert list(right.lines[1].get_ydata()) == pytest.approx([20, 30, 35, 36])  # flips added up
+    with pytest.raises(ValueError, match="per-layer flip"):
+        plot_layer_flips(history())
+
+
+def test_ste_plot_shows_the_step_forward_and_a_unit_slope_backward():
+    fig = plot_ste(threshold=0.3)
+    forward, backward = fig.axes[0].lines[:2]
+    x, y = forward.get_xdata(), forward.get_ydata()
+    assert set(np.unique(y)) == {0.0, 1.0} and np.all((y == 1) == (x > 0.3 + 1e-12))
+    assert np.allclose(np.diff(backward.get_ydata()) / np.diff(backward.get_xdata()), 1.0)
+    assert "d bit / dw = 1" in backward.get_label()
+
+
+def test_threshold_distance_histograms_count_the_weights_near_the_threshold():
+    w0 = torch.tensor([-1.0, -0.001, 0.001, 1.0])  # mean 0: two of four within 0.01
+    fig = plot_threshold_distance({0: w0, 100: w0 * 1000}, near=0.01)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["step 0: 50.0% within 0.01 of the threshold", "step 100: 0.0% within 0.01 of the threshold"]
+    assert fig.axes[0].get_xscale() == "log"
+    with pytest.raises(ValueError, match="near"):
+        plot_threshold_distance({0: w0}, near=0)
+    with pytest.raises(ValueError, match="snapshot"):
+        plot_threshold_distance({}, near=0.1)
+
+
 @pytest.mark.parametrize(("metric", "lm", "scale"), [("loss", False, "linear"), ("acc", False, "linear"), ("ppl", True, "log")])
 def test_learning_curves_train_and_val_per_run(metric, lm, scale):
     fig = plot_learning_curves({"binary": history(lm=lm), "float32": history(lm=lm, epochs=2)}, metric=metric)
@@ -142,7 +197,7 @@ def test_memory_bars_show_32x_between_float32_and_one_bit():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["float32", "float16", "int8", "1 bit"]
     texts = [t.get_text() for t in ax.texts]
     assert "125 kB\n(32x smaller)" in texts and "4 MB" in texts
-    assert ax.get_yscale() == "log" and "bytes" in ax.get_ylabel()
+    assert ax.get_yscale() == "linear" and "bytes" in ax.get_ylabel()  # the float32 bar is 32x as tall
 
 
 def test_memory_bars_count_a_models_parameters():
@@ -157,5 +212,8 @@ def test_memory_bars_count_a_models_parameters():
 def test_schedule_plot_draws_the_recorded_rates():
     fig = plot_schedule(history())
     assert len(fig.axes[0].lines[0].get_xdata()) == 20
+    paper = plot_schedule([0.5, 1.0, 0.7, 0.1], label="Table 1")
+    assert list(paper.axes[0].lines[0].get_ydata()) == [0.5, 1.0, 0.7, 0.1]
+    assert paper.axes[0].get_legend().get_texts()[0].get_text() == "Table 1"
     with pytest.raises(ValueError, match="learning-rate"):
         plot_schedule(History())

@@ -30,6 +30,10 @@ __all__ = [
     "plot_learning_curves",
     "plot_memory_bars",
     "plot_schedule",
+    "plot_layer_flips",
+    "plot_ste",
+    "plot_threshold_distance",
+    "layer_labels",
 ]
 
 BIT_COLORS = ("#4c72b0", "#dd8452")  # bit 0, bit 1
@@ -135,29 +139,126 @@ def plot_flip_ratio(
     return fig
 
 
+def layer_labels(names: Sequence[str], max_lines: int = 4) -> dict[str, str]:
+    """At most ``max_lines`` layers out of ``names`` (ordered input to output), evenly
+    spread and always with the first and the last, each with a readable label such as
+    ``"layer 1 of 7 (input)"``; a plot with one line per layer of a deep model is a tangle."""
+    if max_lines < 1:
+        raise ValueError(f"max_lines must be >= 1, got {max_lines}")
+    names = list(names)
+    n = len(names)
+    k = min(max_lines, n)
+    picks = sorted({round(i * (n - 1) / max(k - 1, 1)) for i in range(k)})
+    where = {0: " (input)", n - 1: " (output)"}
+    return {names[i]: f"layer {i + 1} of {n}" + where.get(i, "") for i in picks}
+
+
 def plot_grad_norms(
-    *histories: History, labels: Sequence[str] | None = None, layers: Sequence[str] | None = None
+    *histories: History, labels: Sequence[str] | None = None, layers: Sequence[str] | None = None, max_lines: int = 4
 ) -> Figure:
     """Per-layer gradient norms over training, one panel per history on a shared log
     scale, e.g. a binary model with and without normalization: without it the norms
-    vanish or explode across layers (Sec. 1)."""
+    vanish or explode across layers (Sec. 1). Unless ``layers`` names them, at most
+    ``max_lines`` layers are drawn (the first, the last and some between)."""
     names = _labels(histories, labels)
     fig, axes = plt.subplots(
         1, len(histories), figsize=(5.0 * len(histories), 3.8), sharey=True, squeeze=False, layout="constrained"
     )
     for ax, history, label in zip(axes[0], histories, names, strict=True):
-        chosen = list(history.grad_norms) if layers is None else [n for n in layers if n in history.grad_norms]
+        if layers is None:
+            chosen = layer_labels(history.grad_norms, max_lines)
+        else:
+            chosen = {n: n for n in layers if n in history.grad_norms}
         if not chosen:
             raise ValueError(f"{label!r} has no gradient-norm records for the asked layers")
         colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(chosen)))
-        for name, color in zip(chosen, colors, strict=True):
+        for (name, text), color in zip(chosen.items(), colors, strict=True):
             values = np.asarray(history.grad_norms[name], dtype=float)
-            ax.plot(history.grad_steps, np.where(values > 0, values, np.nan), color=color, label=name)
+            ax.plot(history.grad_steps, np.where(values > 0, values, np.nan), color=color, label=text)
         ax.set_yscale("log")
         ax.set_xlabel("training step")
         ax.set_title(f"{label}: gradient norm per layer")
-        ax.legend(fontsize="x-small", ncol=1 + len(chosen) // 12, title="layer (input to output)")
+        ax.legend(fontsize="small")
     axes[0][0].set_ylabel("L2 norm of the layer's gradients")
+    return fig
+
+
+def plot_layer_flips(history: History, max_lines: int = 4, log: bool = True) -> Figure:
+    """Left: the fraction of each layer's bits that flipped between records (at most
+    ``max_lines`` layers, as :func:`layer_labels` picks). Right: the fraction of all bits
+    that differ from initialisation, next to the running sum of the flips: where the sum
+    runs ahead, bits flipped and flipped back (oscillation around the Eq. 1 threshold)."""
+    if not history.layer_flips or not history.changed_since_init:
+        raise ValueError("the history has no per-layer flip records (a float model, or recorded by an older binedu)")
+    fig, (ax_l, ax_c) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
+    chosen = layer_labels(history.layer_flips, max_lines)
+    colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(chosen)))
+    for (name, text), color in zip(chosen.items(), colors, strict=True):
+        values = 100 * np.asarray(history.layer_flips[name], dtype=float)
+        ax_l.plot(history.flip_steps, np.where(values > 0, values, np.nan) if log else values, color=color, label=text)
+    if log:
+        ax_l.set_yscale("log")
+    ax_l.set(xlabel="training step", ylabel="bits flipped since last record (%)", title="Bit flips per layer")
+    ax_l.legend(fontsize="small")
+    ax_c.plot(history.flip_steps, 100 * np.asarray(history.changed_since_init), label="bits different from initialisation")
+    ax_c.plot(history.flip_steps, 100 * np.cumsum(history.flip_ratio), "--", label="all flips added up")
+    ax_c.set(xlabel="training step", ylabel="% of all bits", title="Bits changed since initialisation")
+    ax_c.legend(fontsize="small")
+    return fig
+
+
+def plot_ste(threshold: float = 0.0, span: float = 1.0, ax: Axes | None = None) -> Figure:
+    """The straight-through estimator in one picture: the forward pass uses the step of
+    Eq. 1 (0 below the threshold, 1 above), the backward pass the slope of the identity
+    (1 everywhere), read from autograd through :func:`binedu.quantize_ste`."""
+    from ..quantize import quantize_ste
+
+    # a symmetric tensor around `threshold`: its mean, Eq. 1's threshold, is `threshold`
+    half = torch.linspace(0.0, span, 201, dtype=torch.float64)[1:]
+    w = torch.cat([threshold - half.flip(0), threshold + half]).requires_grad_()
+    out = quantize_ste(w)
+    out.sum().backward()
+    fig, ax = _axes(ax, figsize=(6.5, 3.8))
+    x = w.detach().numpy()
+    ax.plot(x, out.detach().numpy(), color=BIT_COLORS[1], lw=2.5, label="forward: the bit, Eq. 1 (a step)")
+    ax.plot(x, x - threshold + 0.5, "--", color=BIT_COLORS[0], lw=1.5,
+            label=f"backward: slope of the identity, d bit / dw = {w.grad.mean().item():g} everywhere")
+    ax.axvline(threshold, color="black", lw=0.8, ls=":", label="threshold (the tensor's mean)")
+    ax.set(xlabel="latent weight w", ylabel="value used", ylim=(-0.6, 1.6),
+           title="Straight-through estimator: step forward, identity backward")
+    ax.legend(fontsize="small", loc="upper left")
+    return fig
+
+
+def plot_threshold_distance(
+    snapshots: Mapping[int, torch.Tensor], near: float, bins: int = 40, ax: Axes | None = None
+) -> Figure:
+    """Histograms of ``|w - mean(w)|`` (each latent weight's distance to its Eq. 1
+    threshold) at several training steps (``{step: latent tensor}``), on a log axis. A
+    weight closer than ``near`` (e.g. the size of one optimizer step) can flip at the
+    next step; the others are frozen for now."""
+    if not snapshots:
+        raise ValueError("give at least one {step: latent tensor} snapshot")
+    if near <= 0:
+        raise ValueError(f"near must be > 0, got {near}")
+    distances = {}
+    for step, w in snapshots.items():
+        w = w.detach().double().flatten()
+        distances[step] = (w - w.mean()).abs().clamp_min(1e-9).numpy()
+    low = max(min(float(d.min()) for d in distances.values()), 1e-7)
+    high = max(float(d.max()) for d in distances.values())
+    edges = np.geomspace(low, high * 1.01, bins)
+    fig, ax = _axes(ax, figsize=(6.5, 3.8))
+    colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(distances)))
+    for (step, d), color in zip(distances.items(), colors, strict=True):
+        close = float((d < near).mean())
+        ax.hist(d, bins=edges, histtype="step", lw=1.8, color=color,
+                label=f"step {step}: {close:.1%} within {near:g} of the threshold")
+    ax.axvline(near, color="black", lw=0.8, ls=":")
+    ax.set_xscale("log")
+    ax.set(xlabel="|latent weight - threshold| (log scale)", ylabel="weights",
+           title="How far each latent weight is from flipping its bit")
+    ax.legend(fontsize="small")
     return fig
 
 
@@ -202,8 +303,9 @@ def plot_learning_curves(
 
 def plot_memory_bars(num_params_or_model: int | nn.Module, title: str | None = None, ax: Axes | None = None) -> Figure:
     """Bytes needed to store ``num_params`` parameters at float32, float16, int8 and 1 bit,
-    as labelled bars on a log scale (the 1-bit bar is 32x below float32). A model gives
-    its parameter count; a packed model the number of bits it stores."""
+    as labelled bars on a linear axis, so the float32 bar is 32 times taller than the
+    1-bit bar (a log axis would make 32x look like a small step). A model gives its
+    parameter count; a packed model the number of bits it stores."""
     if isinstance(num_params_or_model, nn.Module):
         model = num_params_or_model
         n = count_parameters(model) or sum(m.num_bits() for m in model.modules() if hasattr(m, "num_bits"))
@@ -217,21 +319,28 @@ def plot_memory_bars(num_params_or_model: int | nn.Module, title: str | None = N
     bars = ax.bar(names, sizes, color=["#8c8c8c", "#a1a1a1", "#bdbdbd", BIT_COLORS[1]])
     labels = [format_bytes(s) + (f"\n({sizes[0] / s:.0f}x smaller)" if s < sizes[0] else "") for s in sizes]
     ax.bar_label(bars, labels)
-    ax.set_yscale("log")
-    ax.set_ylim(sizes[-1] / 10, sizes[0] * 20)
+    ax.set_ylim(0, sizes[0] * 1.3)
     ax.set_xlabel("storage per parameter")
-    ax.set_ylabel("memory (bytes, log scale)")
+    ax.set_ylabel("memory (bytes)")
     ax.set_title(title or f"Memory of {n:,} parameters")
     return fig
 
 
-def plot_schedule(history: History, ax: Axes | None = None) -> Figure:
-    """The learning rate used at each step (warmup then decay, :mod:`binedu.schedule`)."""
-    if not history.lr:
+def plot_schedule(
+    history: History | Sequence[float], ax: Axes | None = None, label: str | None = None, title: str | None = None
+) -> Figure:
+    """The learning rate at each step (warmup then decay, :mod:`binedu.schedule`): a run's
+    History, or the rates of :func:`binedu.schedule.schedule_values` (e.g. the paper's
+    Table 1 schedule, drawn without training)."""
+    rates = history.lr if isinstance(history, History) else list(history)
+    if not rates:
         raise ValueError("the history has no learning-rate records")
+    steps = history.steps if isinstance(history, History) else list(range(len(rates)))
     fig, ax = _axes(ax)
-    ax.plot(history.steps, history.lr)
+    ax.plot(steps, rates, label=label)
     ax.set_xlabel("training step")
     ax.set_ylabel("learning rate")
-    ax.set_title("Learning-rate schedule (warmup, then cosine decay)")
+    ax.set_title(title or "Learning-rate schedule (warmup, then decay)")
+    if label:
+        ax.legend(fontsize="small")
     return fig
