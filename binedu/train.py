@@ -268,8 +268,8 @@ def fit(
     model.to(device)
     net = procs.wrap(model, device)  # DistributedDataParallel under torchrun, else the model
     opt = make_optimizer(model, optimizer, lr, weight_decay)
-    if not procs.is_main:
-        progress, on_epoch = False, None
+    if not procs.is_main:  # rank 0 alone shows progress and reports
+        progress, on_epoch, on_start = False, None, None
 
     steps_per_epoch = math.ceil(len(train) / (batch_size * procs.world_size))
     planned = epochs * steps_per_epoch

@@ -37,9 +37,12 @@ def loader(
     *,
     num_workers: int = 0,
     drop_last: bool = False,
+    pin_memory: bool | None = None,
 ) -> DataLoader:
     """A DataLoader whose shuffling depends only on ``seed``: the same seed gives the
-    same batches on every run."""
+    same batches on every run. ``num_workers`` processes decode in parallel (Food-101's
+    JPEGs) and stay alive across epochs; ``pin_memory`` (default: when a CUDA GPU is
+    present) speeds up copies to the GPU."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     generator = torch.Generator()
@@ -51,4 +54,6 @@ def loader(
         generator=generator,
         num_workers=num_workers,
         drop_last=drop_last,
+        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
+        persistent_workers=num_workers > 0,
     )

@@ -255,6 +255,7 @@ def text_data(
     seed: int = 0,
     limit: int | None = None,
     vocab_size: int | None = None,
+    cache_dir: str | Path | None = None,
 ) -> TextData:
     """Load a language-modeling corpus as padded examples of ``max_len + 1`` ids.
 
@@ -272,7 +273,9 @@ def text_data(
     to a BERT ``vocab.txt`` or a saved tokenizer, or a Tokenizer. For ``"char"``,
     ``vocab_size`` caps the alphabet to the most frequent characters.
     ``limit`` keeps at most that many examples per split (and reads and fits the
-    tokenizer on no more paragraphs than that).
+    tokenizer on no more paragraphs than that). ``cache_dir`` (WikiText): keep the
+    tokenized examples there, memory-mapped, so later runs do not tokenize again
+    (:mod:`binedu.data.token_cache`).
     """
     check_fraction(val_fraction)
     check_limit(limit)
@@ -292,6 +295,14 @@ def text_data(
     else:
         raise DataError(f"unknown text data set {name!r}; known: {list(TEXT_DATASETS)}")
     tok = _tokenizer(tokenizer, train_p, vocab_size, WORDPIECE_SIZE[name])
-    train = build_examples(train_p, tok, max_len, limit)
-    val = build_examples(val_p, tok, max_len, limit)
+    if cache_dir is not None and name.startswith("wikitext"):
+        from .token_cache import cached_examples
+
+        train, val = (
+            cached_examples(cache_dir, [file], tok, max_len, limit, lambda p=p: build_examples(p, tok, max_len, limit))
+            for file, p in ((train_file, train_p), (val_file, val_p))
+        )
+    else:
+        train = build_examples(train_p, tok, max_len, limit)
+        val = build_examples(val_p, tok, max_len, limit)
     return TextData(train, val, tok, max_len, name, tok.vocab_size)
