@@ -303,9 +303,11 @@ def _load(file: TensorFile) -> nn.Module:
     if wrong:
         raise CheckpointError(f"{path}: tensor {wrong[0]!r} is {stored[wrong[0]].dtype}, expected U8 (packed bits)")
     data_bytes = sum(entry.numel for entry in stored.values())
-    # a binedu model first builds its binary layers (one latent per stored bit), then the
-    # packed layers (one byte per stored byte): at most 9 elements per stored byte
-    budget = BuildBudget(tensors=8 * len(stored) + 64, elements=16 * data_bytes + 4096)
+    # each binedu container (model -> transformer block -> attention: three levels at most)
+    # builds its binary layers (one tensor per stored tensor, one latent per stored bit)
+    # before its stored children replace them; then come the packed layers (one byte per
+    # stored byte): at most 4 tensors per stored tensor and 25 elements per stored byte
+    budget = BuildBudget(tensors=4 * len(stored) + 16, elements=32 * data_bytes + 4096)
     try:
         with budget:
             model = _build(tree, "", None, path)

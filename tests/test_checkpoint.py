@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 from pathlib import Path
 
 import pytest
 import torch
+from file_probes import measure, no_hang, read_raw, write_raw
 from helpers import randomize
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,6 +31,7 @@ from binedu import (
     pack_model,
     save_packed,
 )
+from binedu.normalize import Normalize
 from binedu.packed import PackedLinear
 
 
@@ -318,3 +321,152 @@ def test_loaded_linear_layers_use_auto_method(tmp_path):
     assert model[0].method == "lut"
     loaded = load_packed(save_packed(model, tmp_path / "m.safetensors"))
     assert isinstance(loaded[0], PackedLinear) and loaded[0].method == "auto"
+
+
+# --- bounded work and nothing but CheckpointError (issue 13, items 5 and 6) -----------
+
+
+def test_a_huge_config_stops_before_building_it(tmp_path, good_file, monkeypatch):
+    """A 20 KB file that claims 10,000 transformer blocks used to build all of them
+    (16,000 blocks took 53 s) before comparing anything: now building stops after a few."""
+    built = []
+    original = BinaryTransformerBlock.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BinaryTransformerBlock, "__init__", counting)
+    src = tmp_path / "good.safetensors"
+    src.write_bytes(good_file)
+    path = rewrite(src, tmp_path / "huge.safetensors", edit_tree=_set(["args", "config", "num_blocks"], 10_000))
+    with pytest.raises(CheckpointError, match="more than the file holds"):
+        load_packed(path)
+    assert 0 < len(built) < 50
+
+
+def test_a_huge_packed_layer_allocates_nothing(tmp_path):
+    """2**64 weights in one layer: a storage-size overflow (RuntimeError) before; now the
+    stored shape does not match, or the budget stops it, as a CheckpointError."""
+    path = save_packed(nn.Sequential(BinaryLinear(8, 4)), tmp_path / "m.safetensors")
+    for in_features in (2**64, 2**40, -8):
+        edited = rewrite(path, tmp_path / "e.safetensors", edit_tree=_set(["children", "0", "args", "in_features"], in_features))
+        with measure() as used, pytest.raises(CheckpointError):
+            load_packed(edited)
+        assert used["tensors"] < 1000
+
+
+def _nested(depth: int) -> dict:
+    node: dict = {"type": "ReLU", "args": {}}
+    for _ in range(depth):
+        node = {"type": "Sequential", "args": {}, "children": {"0": node}}
+    return node
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(_set(["args", "config", "mlp_units"], [-5]), id="negative mlp_units"),
+        pytest.param(_set(["args", "config", "ff_dim"], -4), id="negative ff_dim"),
+        pytest.param(_set(["args", "config", "num_blocks"], 10**18), id="10**18 blocks"),
+        pytest.param(_set(["args", "config", "vocab_size"], "many"), id="string vocab_size"),
+        pytest.param(_set(["children", "norm", "args", "affine"], True), id="Normalize(affine=True)"),
+        pytest.param(_set(["children", "head"], _nested(100)), id="100 levels"),
+    ],
+)
+def test_malformed_structures_raise_only_checkpoint_error(tmp_path, good_file, edit):
+    src = tmp_path / "good.safetensors"
+    src.write_bytes(good_file)
+    with pytest.raises(CheckpointError):
+        load_packed(rewrite(src, tmp_path / "edited.safetensors", edit_tree=edit))
+
+
+@pytest.mark.parametrize("depth", [990, 100_000])
+def test_a_deeply_nested_structure_raises_checkpoint_error(tmp_path, good_file, depth):
+    """990 nested Sequentials used to raise RecursionError."""
+    structure = '{"type":"Sequential","args":{},"children":{"0":' * depth + '{"type":"ReLU","args":{}}' + "}}" * depth
+
+    def edit(meta):
+        meta["structure"] = structure
+        meta["structure_sha256"] = hashlib.sha256(structure.encode()).hexdigest()
+
+    src = tmp_path / "good.safetensors"
+    src.write_bytes(good_file)
+    with pytest.raises(CheckpointError, match="nested"):
+        load_packed(rewrite(src, tmp_path / "deep.safetensors", edit_meta=edit))
+
+
+def test_normalize_with_affine_parameters_is_refused_in_a_user_model(tmp_path):
+    path = save_packed(nn.Sequential(BinaryLinear(8, 4), Normalize(4)), tmp_path / "m.safetensors")
+    edited = rewrite(path, tmp_path / "e.safetensors", edit_tree=_set(["children", "1", "args", "affine"], True))
+    with pytest.raises(CheckpointError, match="affine"):
+        load_packed(edited)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("structure", 5),
+        ("structure", ["a"]),
+        ("tensors_sha256", ["0" * 16]),
+        ("tensors_sha256", None),
+        ("version", 1),
+    ],
+)
+def test_non_string_metadata_raises_checkpoint_error(tmp_path, good_file, field, value):
+    src = tmp_path / "good.safetensors"
+    src.write_bytes(good_file)
+    header, data = read_raw(src)
+    header["__metadata__"][field] = value
+    with pytest.raises(CheckpointError, match="metadata is not a table of strings"):
+        load_packed(write_raw(tmp_path / "bad.safetensors", header, data))
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("tensors_sha256", "[1, 2]", "malformed structure or checksums"),
+        ("tensors_sha256", "[" * 5000 + "]" * 5000, "unreadable metadata"),
+        ("structure", "[" * 5000 + "]" * 5000, "unreadable metadata|does not match"),
+    ],
+)
+def test_malformed_metadata_json_raises_checkpoint_error(tmp_path, good_file, field, value, message):
+    src = tmp_path / "good.safetensors"
+    src.write_bytes(good_file)
+    path = rewrite(src, tmp_path / "e.safetensors", edit_meta=_set([field], value))
+    if field == "structure":  # a deeply nested structure with a correct checksum
+        path = rewrite(path, tmp_path / "e2.safetensors", rehash=False, edit_meta=_set(
+            ["structure_sha256"], hashlib.sha256(value.encode()).hexdigest()))
+    with pytest.raises(CheckpointError, match=message):
+        load_packed(path)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"dtype": "U8", "shape": [-1], "data_offsets": [0, 0]},
+        {"dtype": "U8", "shape": [2**32, 2**32], "data_offsets": [0, 1]},
+        {"dtype": "U8", "shape": [1], "data_offsets": [0]},
+        {"dtype": "U8", "shape": ["1"], "data_offsets": [0, 1]},
+        {"dtype": "U8", "shape": [True], "data_offsets": [0, 1]},
+        {"dtype": "X9", "shape": [1], "data_offsets": [0, 1]},
+        {"dtype": "U8", "shape": [1], "data_offsets": [1, 2]},
+        [1, 2, 3],
+    ],
+)
+def test_malformed_tensor_entries_raise_checkpoint_error(tmp_path, good_file, entry):
+    src = tmp_path / "good.safetensors"
+    src.write_bytes(good_file)
+    header, data = read_raw(src)
+    header["head.0.bias_bits"] = entry
+    with pytest.raises(CheckpointError, match="is not a binedu packed checkpoint"):
+        load_packed(write_raw(tmp_path / "bad.safetensors", header, data))
+
+
+def test_fifo_and_folder_are_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "model.safetensors"
+    os.mkfifo(fifo)
+    with no_hang(10), pytest.raises(CheckpointError, match="not a regular file"):
+        load_packed(fifo)
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        load_packed(tmp_path)

@@ -3,6 +3,7 @@ atomic extraction of local archives built in tmp_path."""
 
 import hashlib
 import importlib
+import io
 import re
 import tarfile
 import zipfile
@@ -11,10 +12,9 @@ from pathlib import Path
 import pytest
 from data_fixtures import make_food101, make_wikitext
 
+import binedu.data
 from binedu.data import DataError, download, image_data, text_data
-
-# The package exports the function download(), which hides the module of the same name.
-dl = importlib.import_module("binedu.data.download")
+from binedu.data import fetch as dl
 
 
 def _source(archive: Path, folder: str) -> dl.Source:
@@ -107,3 +107,83 @@ def test_unsafe_or_wrong_archives_are_refused(tmp_path):
     with pytest.raises(DataError, match="expected folder food-101/"):
         dl.install(wrong, _source(wrong, "food-101"), root)
     assert list(root.iterdir()) == [] and not (tmp_path / "outside.txt").exists()
+
+
+def test_the_module_and_the_function_have_different_names():
+    """The module used to be binedu.data.download, hidden by the function of that name."""
+    assert binedu.data.download is dl.download and callable(binedu.data.download)
+    assert importlib.import_module("binedu.data.fetch") is dl
+
+
+class FakeServer:
+    """Stands in for urllib: answers every request with ``body``, counting bytes read."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body, self.read_bytes, self.requests = body, 0, 0
+
+    def urlopen(self, request, timeout=None):
+        self.requests += 1
+        server = self
+
+        class Response(io.BytesIO):
+            def read(self, n=-1):
+                block = super().read(n)
+                server.read_bytes += len(block)
+                return block
+
+        return Response(self.body)
+
+
+@pytest.fixture
+def wikitext_archive(tmp_path, monkeypatch):
+    """A small wikitext-2 zip registered as the 'wikitext-2' source, and a fake server."""
+    raw = make_wikitext(tmp_path / "made")
+    files = {f"wikitext-2-raw/{p.name}": p.read_text(encoding="utf-8") for p in raw.iterdir()}
+    archive = _zip(tmp_path / "served.zip", files)
+    monkeypatch.setitem(dl.SOURCES, "wikitext-2", _source(archive, "wikitext-2-raw"))
+    server = FakeServer(archive.read_bytes())
+    monkeypatch.setattr(dl.urllib.request, "urlopen", server.urlopen)
+    return archive, server
+
+
+def test_a_symlink_at_the_part_file_is_replaced_not_followed(tmp_path, wikitext_archive):
+    root = tmp_path / "data"
+    root.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    src = dl.source("wikitext-2")
+    (root / (src.filename + ".part")).symlink_to(victim)
+    folder = download("wikitext-2", root)
+    assert victim.read_text() == "precious"
+    assert (folder / "wiki.train.raw").is_file()
+    assert not (root / (src.filename + ".part")).exists()
+
+
+def test_the_download_stops_at_the_expected_size(tmp_path, wikitext_archive, monkeypatch):
+    archive, server = wikitext_archive
+    server.body = archive.read_bytes() + b"x" * 20_000_000  # 20 MB more than expected
+    root = tmp_path / "data"
+    with pytest.raises(DataError, match="more than the expected"):
+        download("wikitext-2", root)
+    assert server.read_bytes <= archive.stat().st_size + 1
+    assert sorted(p.name for p in root.iterdir()) == []  # no .part file left behind
+
+
+def test_a_kept_archive_with_a_wrong_checksum_is_downloaded_again(tmp_path, wikitext_archive):
+    archive, server = wikitext_archive
+    root = tmp_path / "data"
+    root.mkdir()
+    kept = root / dl.source("wikitext-2").filename
+    kept.write_bytes(b"\0" * archive.stat().st_size)  # right size, wrong bytes
+    folder = download("wikitext-2", root)
+    assert server.requests == 1 and kept.read_bytes() == archive.read_bytes()
+    assert len(text_data("wikitext-2", root=folder).train) > 0
+
+
+def test_a_good_kept_archive_is_not_downloaded_again(tmp_path, wikitext_archive):
+    archive, server = wikitext_archive
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / dl.source("wikitext-2").filename).write_bytes(archive.read_bytes())
+    download("wikitext-2", root)
+    assert server.requests == 0

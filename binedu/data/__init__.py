@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .download import download
+from .fetch import download
 from .errors import DataError
 from .images import ImageData, image_data, load_image
 from .text import TextData, text_data

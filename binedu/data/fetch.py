@@ -6,6 +6,14 @@ checks its size and checksum, and extracts it into a temporary folder that is re
 into place only when complete, so an interrupted run never leaves a half-extracted data
 set that looks usable. It returns the folder to pass as ``root=`` to
 :func:`binedu.data.image_data` or :func:`binedu.data.text_data`.
+
+Writing is careful about what is already in ``root``: the partial file is created anew
+(``O_EXCL | O_NOFOLLOW``, after removing any earlier one), so a symbolic link planted at
+``<archive>.part`` is replaced, never followed; no more than the expected number of
+bytes is read from the server; and a kept archive whose checksum does not match is
+downloaded again instead of failing the same way forever.
+
+(The module is ``binedu.data.fetch``; ``binedu.data.download`` is the function.)
 """
 
 from __future__ import annotations
@@ -130,18 +138,35 @@ def install(archive: str | Path, src: Source, root: str | Path) -> Path:
     return target
 
 
+def _open_new(path: Path):
+    """``path`` created for writing; whatever was there (a file, a symbolic link) is
+    removed first, and a link planted in between makes the open fail, not follow it."""
+    path.unlink(missing_ok=True)  # removes a link itself, never its target
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    return os.fdopen(os.open(path, flags, 0o644), "wb")
+
+
 def _fetch(url: str, path: Path, size: int) -> None:
-    """Download ``url`` to ``path`` through a ``.part`` file, with a progress bar."""
+    """Download ``url`` to ``path`` through a ``.part`` file, with a progress bar,
+    reading at most ``size`` bytes (a longer answer is refused)."""
     from tqdm.auto import tqdm
 
     part = path.with_name(path.name + ".part")
     request = urllib.request.Request(url, headers={"User-Agent": "binedu (python urllib)"})
-    with urllib.request.urlopen(request, timeout=60) as response, open(part, "wb") as out:
-        with tqdm(total=size, unit="B", unit_scale=True, desc=path.name) as bar:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                out.write(block)
-                bar.update(len(block))
-    os.replace(part, path)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response, _open_new(part) as out:
+            with tqdm(total=size, unit="B", unit_scale=True, desc=path.name) as bar:
+                written = 0
+                while block := response.read(min(1 << 20, size + 1 - written)):
+                    written += len(block)
+                    if written > size:
+                        raise DataError(f"{url} sent more than the expected {size:,} bytes; refusing it")
+                    out.write(block)
+                    bar.update(len(block))
+        os.replace(part, path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
 
 
 def download(name: str, root: str | Path = "data") -> Path:
@@ -149,7 +174,8 @@ def download(name: str, root: str | Path = "data") -> Path:
     into ``root``, unless ``root/<folder>`` is already there; return that folder.
 
     The archive is kept in ``root`` (delete it to save space) and reused if a later call
-    finds it with the right checksum.
+    finds it with the right size and checksum; one that does not match is downloaded
+    again.
     """
     src = source(name)
     root = Path(root).expanduser()
@@ -158,6 +184,8 @@ def download(name: str, root: str | Path = "data") -> Path:
         return target
     root.mkdir(parents=True, exist_ok=True)
     archive = root / src.filename
-    if not archive.exists() or archive.stat().st_size != src.size:
+    try:
+        verify(archive, src)
+    except (DataError, OSError):  # missing, incomplete or corrupt: fetch it (again)
         _fetch(src.url, archive, src.size)
     return install(archive, src, root)
