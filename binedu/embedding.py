@@ -17,8 +17,8 @@ def check_tokens(tokens: torch.Tensor, vocab_size: int, max_len: int, start: int
     (``start`` is the position of the first token, past the ones in a KV cache)."""
     if not isinstance(tokens, torch.Tensor):
         raise ValueError(f"tokens must be a torch.Tensor, got {type(tokens).__name__}")
-    if tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
-        raise ValueError(f"tokens must be an integer tensor, got dtype {tokens.dtype}")
+    if tokens.dtype not in (torch.int64, torch.int32):  # uint8 would index as a mask, int16 not at all
+        raise ValueError(f"tokens must be an int64 (or int32) tensor of ids, got dtype {tokens.dtype}: use tokens.long()")
     if tokens.ndim != 2:
         raise ValueError(f"tokens must have shape (batch, seq), got shape {tuple(tokens.shape)}")
     if tokens.shape[1] > max_len:

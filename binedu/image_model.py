@@ -56,8 +56,8 @@ class ImageClassifier(ConfigModel):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         c = self.config
         expected = (c.in_channels, c.image_size, c.image_size)
-        if not isinstance(images, torch.Tensor) or not images.is_floating_point():
-            raise ValueError(f"images must be a floating-point tensor, got {getattr(images, 'dtype', type(images))}")
+        if not isinstance(images, torch.Tensor) or images.dtype != torch.float32:  # packed or not, the same rule
+            raise ValueError(f"images must be a float32 tensor, got {getattr(images, 'dtype', type(images))}")
         if images.ndim != 4 or tuple(images.shape[1:]) != expected:
             raise ValueError(f"images must have shape (batch, {', '.join(map(str, expected))}), got {tuple(images.shape)}")
         return self.layers(images)

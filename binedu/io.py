@@ -10,6 +10,7 @@ JupyterHub like files written by ``open``.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Callable
@@ -64,12 +65,30 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if fd >= 0:
             os.close(fd)
         Path(tmp).unlink(missing_ok=True)
+        error = _as_os_error(exc, path)
+        if error is not None:
+            raise error from exc
         raise
     return path
+
+
+def _as_os_error(exc: BaseException, path: Path) -> OSError | None:
+    """A failed write as an ``OSError`` naming ``path``, so that callers (the command
+    line) can say which file could not be written and why: safetensors reports a full
+    disk as ``SafetensorError("... (os error 28)")`` and ``write()`` errors carry
+    no file name. ``None``: raise ``exc`` unchanged."""
+    if isinstance(exc, OSError):
+        return None if exc.filename is not None else OSError(exc.errno, exc.strerror or str(exc), str(path))
+    if type(exc).__name__ == "SafetensorError":
+        code = re.search(r"(?:Os \{ code: |os error )(\d+)", str(exc))
+        if code is not None:
+            number = int(code.group(1))
+            return OSError(number, os.strerror(number), str(path))
+    return None
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

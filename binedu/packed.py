@@ -13,25 +13,30 @@ bits in one of two ways (:func:`packed_matmul`):
 
 * ``"lut"``: multiplication-free lookup tables over groups of 8 input bits
   (:func:`lut_matmul`), the way 1-bit inference engines do it; fastest for one or a few
-  input rows, because it reads 32x fewer weight bytes than a float32 matrix-vector
-  product;
+  input rows (decoding one token at a time), because it reads 32x fewer weight bytes than
+  a float32 matrix-vector product;
 * ``"dense"``: unpack a bounded block of units to a 0/1 float matrix and multiply
   (:func:`dense_matmul`); fastest for many rows, where the matrix product is compute-bound.
 
-``"auto"`` (the default) picks ``"lut"`` for at most :data:`LUT_MAX_ROWS` rows. Packed
-models are for inference only: they have no parameters and cannot be trained.
+``"auto"`` (the default) picks ``"lut"`` for at most :data:`LUT_MAX_ROWS` rows. The LUT
+kernel is a chain of many small operations, so it runs on :data:`LUT_THREADS` thread(s)
+whatever ``torch.get_num_threads()`` says (see :func:`lut_matmul`). Packed models are for
+inference only: they have no parameters and cannot be trained.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.weak import WeakTensorKeyDictionary
 
 from .base import BinaryModule
 from .bits import pack_bits, packed_length, unpack_bits
@@ -58,21 +63,41 @@ __all__ = [
     "LUT_MAX_ROWS",
     "CHUNK_ELEMENTS",
     "LUT_CHUNK_ELEMENTS",
+    "LUT_THREADS",
+    "threads",
 ]
 
 METHODS = ("auto", "lut", "dense")
 LUT_MAX_ROWS = 4
 """``"auto"`` uses the lookup-table kernel for at most this many input rows: the
-crossover measured with ``bench/bench_speed.py`` on a 2-core CPU (about 5 rows)."""
+crossover measured with ``bench/bench_speed.py`` on a 2-core CPU (4 to 5 rows)."""
+LUT_THREADS = 1
+"""Threads the lookup-table kernel runs on (see :func:`lut_matmul`)."""
 CHUNK_ELEMENTS = 1 << 20
 """At most this many weights are unpacked to float at a time (4 MiB as float32): the
 peak extra memory of :func:`dense_matmul` and of the packed convolution."""
-LUT_CHUNK_ELEMENTS = 1 << 19
-"""At most this many table entries are gathered at a time by :func:`lut_matmul`."""
+LUT_CHUNK_ELEMENTS = 1 << 18
+"""At most this many table entries are gathered at a time by :func:`lut_matmul` (their
+``int64`` indices, 2 MiB, stay in the CPU's level-2 cache)."""
 
 # Row v holds the 8 bits of byte value v, least significant first: unpacking a byte to
 # floats is one table lookup (same result as ``unpack_bits``, done in one step).
 _BYTE_BITS = unpack_bits(torch.arange(256, dtype=torch.uint8).unsqueeze(1), 8).float()
+_SHIFTS = torch.arange(8, dtype=torch.uint8).view(1, 8, 1)  # bit j of a byte is (byte >> j) & 1
+
+
+@contextmanager
+def threads(count: int) -> Iterator[None]:
+    """Run the block with ``count`` torch threads, then restore the previous number."""
+    previous = torch.get_num_threads()
+    if previous == count:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def unpack_float(packed: torch.Tensor, count: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -101,8 +126,19 @@ def lut_matmul(x: torch.Tensor, weight_bits: torch.Tensor, chunk_elements: int =
     batch and :func:`dense_matmul` wins. (CPU engines for 1-bit and ternary language
     models, such as T-MAC and bitnet.cpp, use this idea with SIMD table lookups.)
 
+    The kernel is about twenty small tensor operations. Each one run on several threads
+    pays a fork and a join; on a machine where other processes use the cores, a helper
+    thread that is not scheduled stalls every one of them, and a process whose threads
+    share a core stays slow (the 2-thread timings were bimodal across processes). So it
+    runs on :data:`LUT_THREADS` thread(s): the same speed in every process.
+
     ``x`` is ``(rows, n_x)``; the result is ``(rows, n_units)``.
     """
+    with threads(LUT_THREADS):
+        return _lut_matmul(x, weight_bits, chunk_elements)
+
+
+def _lut_matmul(x: torch.Tensor, weight_bits: torch.Tensor, chunk_elements: int) -> torch.Tensor:
     rows, n_x = x.shape
     groups_count, n_units = weight_bits.shape
     groups = F.pad(x, (0, 8 * groups_count - n_x)).unflatten(-1, (groups_count, 8))  # (rows, G, 8)
@@ -120,14 +156,20 @@ def lut_matmul(x: torch.Tensor, weight_bits: torch.Tensor, chunk_elements: int =
 
 def dense_matmul(x: torch.Tensor, weight_bits: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
     """``x @ W`` like :func:`lut_matmul`, by unpacking at most ``chunk_elements`` weights
-    (a block of output columns) to a 0/1 float matrix at a time and multiplying it."""
+    (a block of output columns) to a 0/1 float matrix at a time and multiplying it.
+
+    Bit ``j`` of byte ``g`` is input ``8g + j``: shifting every byte right by ``j`` and
+    keeping the lowest bit gives the ``j``-th row of each group, all bytes at once, in
+    the ``(n_x, units)`` order the product needs (no transpose, one byte per weight
+    before the float conversion)."""
     rows, n_x = x.shape
     groups_count, n_units = weight_bits.shape
     out = x.new_empty(rows, n_units)
     step = max(1, chunk_elements // (8 * groups_count))  # output columns per chunk
     for u in range(0, n_units, step):
-        w = unpack_float(weight_bits[:, u : u + step].t(), n_x, x.dtype)  # (step, n_x)
-        out[:, u : u + step] = x @ w.t()
+        block = weight_bits[:, u : u + step].unsqueeze(1)  # (G, 1, step)
+        w = ((block >> _SHIFTS) & 1).flatten(0, 1)[:n_x].to(x.dtype)  # (n_x, step)
+        out[:, u : u + step] = x @ w
     return out
 
 
@@ -189,6 +231,10 @@ class BitLayout:
         if len(self.shape) == 1:
             return unpack_bits(packed, self.numel).float()
         return unpack_bits(packed, math.prod(self.shape[1:])).reshape(self.shape).float()
+
+
+_UNPACKED = WeakTensorKeyDictionary()
+"""Unpacked small tensors (biases) by packed buffer (see :meth:`PackedLayer.bits`)."""
 
 
 class PackedLayer(BinaryModule):
@@ -253,8 +299,19 @@ class PackedLayer(BinaryModule):
         return packed.eval()
 
     def bits(self, name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """One latent tensor's bits as a 0/1 float tensor (for small tensors: biases)."""
-        return self.layouts()[name].unpack(getattr(self, f"{name}_bits")).to(dtype)
+        """One latent tensor's bits as a 0/1 float tensor (for small tensors: biases).
+
+        Unpacked once and kept (a few KiB per layer, outside the module's state) until the
+        buffer changes in place (its version counter moves) or is replaced: a decoding step
+        then does not redo this small unpack in every layer. Do not modify the result."""
+        packed = getattr(self, f"{name}_bits")
+        key = (packed._version, packed.data_ptr(), packed.shape, dtype, packed.device)
+        hit = _UNPACKED.get(packed)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        value = self.layouts()[name].unpack(packed).to(dtype)
+        _UNPACKED[packed] = (key, value)
+        return value
 
     def binary_parameters(self) -> dict[str, torch.Tensor]:
         """The 0/1 tensors by name, exactly as the binary layer's ``binary_parameters()``."""
@@ -472,6 +529,9 @@ def pack_model(model: nn.Module, method: str = "auto") -> nn.Module:
     """
     if method not in METHODS:
         raise ValueError(f"unknown packed method {method!r}; use one of {METHODS}")
+    bad = [n for n, p in model.named_parameters() if not p.is_meta and not bool(p.detach().isfinite().all())]
+    if bad:  # NaN/inf latents have no meaningful bits (a diverged run)
+        raise ValueError(f"cannot pack {type(model).__name__}: NaN or infinite latent parameters in {', '.join(bad[:3])}")
     if isinstance(model, ConfigModel) and not getattr(model.config, "binary", True):
         raise ValueError(
             f"cannot pack a float {type(model).__name__} (binary=False): only binary models have bits to store"

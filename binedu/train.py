@@ -12,6 +12,7 @@ resumed from its checkpoint gives bit-identical parameters and history.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -29,7 +30,12 @@ from .history import History
 from .metrics import Tally, split_batch, task_of
 from .precision import autocast
 from .schedule import learning_rate
-from .train_checkpoint import read_training_checkpoint, save_training_checkpoint
+from .train_checkpoint import (
+    TrainingCheckpoint,
+    TrainingCheckpointError,
+    read_training_checkpoint,
+    save_training_checkpoint,
+)
 
 __all__ = [
     "fit",
@@ -42,6 +48,9 @@ __all__ = [
     "flip_ratio",
     "layer_flip_ratios",
     "layer_grad_norms",
+    "TrainingDiverged",
+    "check_hyperparameters",
+    "resume_mismatches",
 ]
 
 # Training hyperparameters per (model kind, config name). The paper's presets follow
@@ -86,8 +95,14 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         device = torch.device(device)
     except RuntimeError as exc:
         raise ValueError(f"unknown device {device!r}") from exc
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unsupported device {str(device)!r}: use auto, cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but no CUDA GPU is available")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {str(device)!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' was asked for but Metal is not available")
     return device
 
 
@@ -179,6 +194,112 @@ def _set_rng(tensors: dict[str, torch.Tensor]) -> None:
         torch.cuda.set_rng_state_all(cuda)
 
 
+class TrainingDiverged(ValueError):
+    """The loss or a latent parameter stopped being a finite number (too high a learning
+    rate, or a model without normalization); the checkpoint written before it is kept."""
+
+
+def check_hyperparameters(
+    lr: float,
+    weight_decay: float = 0.0,
+    min_lr_ratio: float = 0.0,
+    warmup_steps: int = 0,
+    decay_steps: int | None = None,
+    checkpoint_every: int | None = None,
+) -> None:
+    """Raise a ``ValueError`` naming each training hyperparameter that is not a finite
+    number in its range, before anything is trained or written (``lr=inf`` would turn
+    every latent into NaN without any other error)."""
+    problems = []
+    for name, value, low, high in (
+        # lr <= 1e6: far above any useful rate, and Adam's step (lr / bias correction) overflows float32 near 1e37
+        ("lr", lr, 0.0, 1e6), ("weight_decay", weight_decay, 0.0, None), ("min_lr_ratio", min_lr_ratio, 0.0, 1.0),
+    ):  # fmt: skip
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < low or (high and value > high):
+            bounds = f"in [{low:g}, {high:g}]" if high else f">= {low:g}"
+            problems.append(f"{name} must be a finite number {bounds}, got {value!r}")
+    if lr == 0:
+        problems.append("lr must be > 0, got 0")
+    for name, value in (("warmup_steps", warmup_steps), ("decay_steps", decay_steps), ("checkpoint_every", checkpoint_every)):
+        if value is not None and (not isinstance(value, int) or value < 0):
+            problems.append(f"{name} must be an integer >= 0, got {value!r}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+# What a resumed run must share with the checkpoint: the data order, the optimizer and
+# its schedule (the model configuration is compared as a whole).
+RESUME_SETTINGS = (
+    "batch_size", "seed", "train_size", "pad_id", "optimizer", "lr", "weight_decay", "warmup_steps", "decay_steps",
+    "min_lr_ratio",
+)  # fmt: skip
+OPTIMIZER_HYPERPARAMETERS = ("betas", "eps", "weight_decay", "amsgrad")
+
+
+def _plain(value: Any) -> Any:
+    """JSON round trip, so tuples compare equal to the lists a checkpoint stores."""
+    return json.loads(json.dumps(value))
+
+
+def resume_mismatches(
+    saved: TrainingCheckpoint, model: nn.Module, settings: dict[str, Any], optimizer: torch.optim.Optimizer
+) -> list[str]:
+    """``"name=<checkpoint's> (now <this run's>)"`` for each model-configuration field,
+    training setting and optimizer hyperparameter that differs between a checkpoint
+    and the run about to resume it; empty when they agree."""
+    diffs = []
+    config = model.config.to_dict() if hasattr(model, "config") else None
+    if config is not None:
+        old, new = _plain(saved.config), _plain(config)
+        if not isinstance(old, dict):
+            raise TrainingCheckpointError(f"the checkpoint's model configuration is not a dict: {old!r}")
+        diffs += [f"model.{k}={old.get(k)!r} (now {new.get(k)!r})" for k in sorted(old | new) if old.get(k) != new.get(k)]
+    meta = saved.meta if isinstance(saved.meta, dict) else {}
+    for key in RESUME_SETTINGS:
+        if meta.get(key) != settings[key]:
+            hint = " (decay_steps=None follows epochs: pass the checkpoint's value)" if key == "decay_steps" else ""
+            diffs.append(f"{key}={meta.get(key)!r} (now {settings[key]!r}){hint}")
+    if saved.optimizer_state is not None:
+        try:
+            (old_group,) = saved.optimizer_state["param_groups"]
+            (new_group,) = optimizer.state_dict()["param_groups"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TrainingCheckpointError(f"the checkpoint's optimizer section is corrupt ({exc!r})") from exc
+        for key in OPTIMIZER_HYPERPARAMETERS:
+            if _plain(old_group.get(key)) != _plain(new_group.get(key)):
+                diffs.append(f"optimizer.{key}={old_group.get(key)!r} (now {new_group.get(key)!r})")
+    return diffs
+
+
+def _check_progress(state: Any) -> dict[str, Any]:
+    """The checkpoint's progress counters, or a TrainingCheckpointError naming what is wrong."""
+    ok = isinstance(state, dict) and all(
+        isinstance(state.get(k), int) and state[k] >= 0 for k in ("step", "epoch", "batch")
+    )
+    if ok:
+        try:
+            Tally(**state["tally"])
+        except TypeError:  # not a mapping, or other keys
+            ok = False
+    if not ok:
+        raise TrainingCheckpointError(f"the checkpoint's progress section is corrupt: {str(state)[:200]}")
+    return state
+
+
+def _check_finite(model: nn.Module, loss: float, step: int, saved_step: int | None) -> None:
+    """Raise :class:`TrainingDiverged` naming ``step`` if the loss or a latent parameter is
+    not finite (then nothing is saved: the last checkpoint stays the good one)."""
+    problem = None
+    if not math.isfinite(loss):
+        problem = f"the loss is {loss}"
+    elif not bool(torch.stack([p.detach().isfinite().all() for p in model.parameters()]).all()):
+        bad = [n for n, p in model.named_parameters() if not bool(p.detach().isfinite().all())]
+        problem = f"latent parameters are NaN or infinite ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})"
+    if problem is not None:
+        kept = "no checkpoint was written yet" if saved_step is None else f"the checkpoint of step {saved_step} is kept"
+        raise TrainingDiverged(f"training diverged at step {step}: {problem}; {kept}. Try a lower learning rate")
+
+
 def _epoch_record(epoch: int, step: int, tally: Tally, val_metrics: dict[str, float] | None, language: bool) -> dict:
     record: dict[str, Any] = {"epoch": epoch, "step": step}
     if tally.count:
@@ -215,6 +336,7 @@ def fit(
     num_workers: int = 0,
     precision: str = "fp32",
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> History:
     """Train ``model`` on ``train`` and return its :class:`~binedu.History`.
 
@@ -249,6 +371,16 @@ def fit(
       of every global batch with DistributedDataParallel: ``batch_size`` is per process,
       the effective batch is ``batch_size x world_size``; metrics are all-reduced and only
       rank 0 writes the checkpoint, shows progress and calls ``on_epoch``.
+    - ``on_start`` is called once every check has passed (arguments, and with
+      ``resume`` the checkpoint), before the first step: the command line writes its
+      run folder there, so a refused run changes nothing on disk.
+
+    Resuming compares the whole model configuration, the data order (batch size, seed,
+    training-set size) and the optimizer with its schedule against what the checkpoint
+    recorded, and refuses with a ``ValueError`` that names every field that differs.
+    Non-finite hyperparameters are refused up front; a step whose loss or latent
+    parameters are not finite stops the run with :class:`TrainingDiverged` naming the
+    step, before anything is saved.
     """
     if epochs < 1 or batch_size < 1 or record_every < 1:
         raise ValueError(f"epochs, batch_size and record_every must be >= 1, got {epochs}, {batch_size}, {record_every}")
@@ -258,6 +390,7 @@ def fit(
         raise ValueError("the training set is empty")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs a checkpoint path")
+    check_hyperparameters(lr, weight_decay, min_lr_ratio, warmup_steps, decay_steps, checkpoint_every)
     task = task_of(model)
     language = task == "language"
     loss_pad = pad_id if language else None
@@ -288,19 +421,25 @@ def fit(
     init_bits = bits  # History.changed_since_init compares with these
     history = history if history is not None else History()
     if resume and Path(checkpoint).is_file():
-        saved = read_training_checkpoint(checkpoint)
-        for key in ("batch_size", "seed", "train_size"):
-            if saved.meta.get(key) != settings[key]:
-                raise ValueError(
-                    f"cannot resume {checkpoint}: it was trained with {key}={saved.meta.get(key)!r}, not {settings[key]!r}"
-                )
+        try:
+            saved = read_training_checkpoint(checkpoint)
+            diffs = resume_mismatches(saved, model, settings, opt)
+            if diffs:
+                raise ValueError(f"cannot resume {checkpoint}: this run differs from it in " + "; ".join(diffs))
+            state = _check_progress(saved.state)
+        except (KeyError, TypeError, AttributeError, IndexError, TrainingCheckpointError) as exc:
+            # read_training_checkpoint lets some malformed documents through (e.g. no "scalars")
+            raise TrainingCheckpointError(f"cannot resume {checkpoint}: {exc}") from exc
         try:
             model.load_state_dict(saved.model_state)
         except RuntimeError as exc:
             raise ValueError(f"cannot resume {checkpoint}: it holds another model ({exc})") from exc
         if saved.optimizer_state is not None:
-            opt.load_state_dict(saved.optimizer_state)
-        state, history = saved.state, saved.history
+            try:
+                opt.load_state_dict(saved.optimizer_state)
+            except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+                raise TrainingCheckpointError(f"cannot resume {checkpoint}: corrupt optimizer section ({exc!r})") from exc
+        history = saved.history
         if history.epochs and history.epochs[-1].get("partial") and state["step"] < total:
             history.epochs.pop()  # the stopped epoch continues now
         bits = {k[len("bits/") :]: v.to(device).bool() for k, v in saved.tensors.items() if k.startswith("bits/")}
@@ -318,13 +457,20 @@ def fit(
         state["epoch_offset"] = sum(1 for e in history.epochs if not e.get("partial"))
     history.meta.update(settings, config=model.config.to_dict() if hasattr(model, "config") else None)
 
+    saved_step = state["step"] if resume and Path(checkpoint).is_file() else None
+
     def save() -> None:
+        nonlocal saved_step
         if checkpoint is not None:
             extra = {f"bits/{k}": v.to(torch.uint8) for k, v in bits.items()} | procs.gather_rng(_rng_tensors())
             extra |= {f"init_bits/{k}": v.to(torch.uint8) for k, v in init_bits.items()}
             if procs.is_main:
                 save_training_checkpoint(checkpoint, model, opt, state=state, history=history, tensors=extra, meta=settings)
             procs.barrier()  # no rank runs ahead of a checkpoint that is not on disk yet
+            saved_step = state["step"]
+
+    if on_start is not None:
+        on_start()
 
     tally = Tally(**state["tally"])
     step_offset, epoch_offset = state.get("step_offset", 0), state.get("epoch_offset", 0)
@@ -363,6 +509,7 @@ def fit(
                 if record:
                     norms = layer_grad_norms(model)
                 opt.step()
+                _check_finite(model, loss_value, step_offset + step + 1, saved_step)
                 history.steps.append(step_offset + step)
                 history.loss.append(loss_value)
                 history.lr.append(rate)

@@ -59,6 +59,7 @@ def test_train_prints_progress_lines_and_final_metrics(tmp_path, capsys):
     assert main([*IMAGE, "--epochs", "1", "--out", str(tmp_path / "r"), "--float"]) == 0
     out = capsys.readouterr().out
     assert "model: ImageClassifier tiny (float)" in out and "epoch 1 step 3:" in out
+    assert "=None" not in out and "decay_steps" not in out  # the tiny recipe decays over the rest of the run
     metrics = final_metrics(out)
     assert {"epochs", "steps", "train_loss", "val_loss", "train_acc", "val_acc", "best_val_acc"} <= set(metrics)
 
@@ -153,8 +154,30 @@ def test_paper_3x3_model_trains_a_step_on_a_folder_of_images(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "status", "message"),
     [
-        (["train", "--config", "huge"], 1, "unknown image config 'huge'"),
-        (["train", "--model", "language", "--data", "digits"], 1, "does not fit a language model"),
+        (["train", "--config", "huge"], 2, "argument --config: invalid choice: 'huge'"),
+        (["train", "--model", "language", "--config", "paper-3x3"], 2, "argument --config: 'paper-3x3' is not a language config"),
+        (["report", "--config", "paper-small"], 2, "argument --config: 'paper-small' is not an image config"),
+        (["train", "--model", "language", "--data", "digits"], 2, "argument --data: 'digits' does not fit a language model"),
+        (["train", "--data", "pydoc"], 2, "argument --data: 'pydoc' does not fit an image model"),
+        (["train", "--epochs", "0"], 2, "argument --epochs: must be >= 1, got 0"),
+        (["train", "--seed", "-1"], 2, "argument --seed: must be >= 0, got -1"),
+        (["train", "--lr", "inf"], 2, "argument --lr: must be a finite number"),
+        (["train", "--lr", "nan"], 2, "argument --lr: must be a finite number"),
+        (["train", "--lr", "0"], 2, "argument --lr: must be > 0"),
+        (["train", "--weight-decay", "nan"], 2, "argument --weight-decay: must be a finite number"),
+        (["train", "--min-lr-ratio", "1.5"], 2, "argument --min-lr-ratio: must be <= 1"),
+        (["train", "--val-fraction", "0"], 2, "argument --val-fraction: must be > 0"),
+        (["train", "--image-size", "0"], 2, "argument --image-size: must be >= 1, got 0"),
+        (["train", "--image-size", "2"], 2, "argument --image-size: image_size=2 is too small for 2 max-pools"),
+        (["train", "--model", "language", "--max-len", "0"], 2, "argument --max-len: must be >= 2, got 0"),
+        (["train", "--model", "language", "--max-len", "100000"], 2, "argument --max-len: at most 64 (the tiny config's context)"),
+        (["train", "--checkpoint-every", "-1"], 2, "argument --checkpoint-every: must be >= 0, got -1"),
+        (["train", "--device", "meta"], 2, "argument --device: unsupported device 'meta'"),
+        (["train", "--device", "tpu"], 2, "argument --device: unknown device 'tpu'"),
+        (["generate", "run", "--prompt", "a", "--temperature", "-1"], 2, "argument --temperature: must be >= 0, got -1"),
+        (["generate", "run", "--prompt", "a", "--temperature", "nan"], 2, "argument --temperature: must be a finite number"),
+        (["generate", "run", "--prompt", "a", "--top-k", "0"], 2, "argument --top-k: must be >= 1"),
+        (["evaluate", "run", "--batch-size", "-3"], 2, "argument --batch-size: must be >= 1"),
         (["train", "--data", "food101"], 1, "needs root="),
         (["train", "--data", "folder", "--data-root", "/nonexistent/binedu"], 1, "not found"),
         (["train", "--epochs", "two"], 2, "invalid int value"),
@@ -163,10 +186,51 @@ def test_paper_3x3_model_trains_a_step_on_a_folder_of_images(tmp_path, capsys):
         (["frobnicate"], 2, "invalid choice"),
     ],
 )
-def test_bad_arguments_and_data_exit_non_zero_with_one_clear_line(argv, status, message, capsys, tmp_path):
+def test_bad_arguments_and_data_exit_non_zero_with_one_clear_line(argv, status, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a run that wrongly started would write runs/ here
     assert main(argv) == status
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
+    captured = capsys.readouterr()
+    assert message in captured.err and "Traceback" not in captured.err
+    assert len(captured.err.strip().splitlines()) == 1 and captured.out == ""
+    assert list(tmp_path.iterdir()) == []  # every argument is checked before anything is written
+
+
+@pytest.mark.parametrize("argv", [["--epochs", "0"], ["--lr", "inf"], ["--max-len", "100000"], ["--checkpoint-every", "-1"]])
+def test_rejected_arguments_leave_no_run_folder(tmp_path, argv, capsys):
+    out = tmp_path / "run"
+    assert main([*LANGUAGE, *argv, "--out", str(out)]) == 2
+    assert not out.exists()
+
+
+def test_version_reads_the_package_version():
+    import binedu
+
+    done = subprocess.run([sys.executable, "-m", "binedu", "--version"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == f"binedu {binedu.__version__}"
+
+
+def test_help_shows_examples_and_every_options_default():
+    from binedu.__main__ import _Formatter
+
+    parser = build_parser()
+    top = parser.format_help()
+    assert "examples:" in top and "binedu train --model image --config tiny" in top and "exit status:" in top
+    commands = parser._subparsers._group_actions[0].choices
+    assert set(commands) == {"train", "evaluate", "pack", "report", "generate"}
+    formatter = _Formatter("binedu")
+    for name, sub in commands.items():
+        for action in sub._actions:
+            if not action.option_strings or action.nargs == 0 or action.required:  # positionals, flags, --prompt
+                continue
+            assert "default" in formatter._get_help_string(action), f"binedu {name} {action.option_strings[0]}"
+    assert "(default: 64)" in commands["evaluate"].format_help()
+    assert "(default: auto)" in commands["generate"].format_help()  # like the other commands
+
+
+def test_generate_uses_the_same_device_default_as_the_other_commands():
+    parse = build_parser().parse_args
+    defaults = {cmd: parse([cmd, "run", *extra]).device for cmd, extra in (("evaluate", []), ("generate", ["--prompt", "a"]))}
+    assert defaults == {"evaluate": "auto", "generate": "auto"} == {k: parse(["train"]).device for k in defaults}
 
 
 def test_evaluate_refuses_a_file_that_is_not_a_model(tmp_path, capsys):

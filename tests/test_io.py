@@ -100,3 +100,33 @@ def test_writing_over_a_folder_is_refused_before_anything_is_created(tmp_path):
     with pytest.raises(IsADirectoryError, match="is a folder"):
         atomic_write_bytes(tmp_path / "d", b"x")
     assert [p.name for p in tmp_path.iterdir()] == ["d"] and list((tmp_path / "d").iterdir()) == []
+
+
+def test_a_full_disk_reported_by_safetensors_becomes_an_os_error_naming_the_file(tmp_path):
+    from safetensors import SafetensorError
+
+    def full(tmp: Path) -> None:
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    with pytest.raises(OSError) as caught:
+        atomic_write(tmp_path / "c.safetensors", full)
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(tmp_path / "c.safetensors")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_real_file_size_limit_fails_cleanly(tmp_path):
+    """RLIMIT_FSIZE makes the kernel refuse the write (EFBIG), as a full disk would (ENOSPC)."""
+    code = f"""
+import resource, signal, torch
+from safetensors.torch import save_file
+from binedu.io import atomic_write
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+try:
+    atomic_write({str(tmp_path / "x.safetensors")!r}, lambda t: save_file({{"a": torch.zeros(10000)}}, str(t)))
+except OSError as exc:
+    print(exc.errno, exc.filename)
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == [str(errno.EFBIG), str(tmp_path / "x.safetensors")], done.stderr
+    assert list(tmp_path.iterdir()) == []

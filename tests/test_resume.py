@@ -165,3 +165,95 @@ def test_parameters_that_do_not_fit_the_config_are_reported(tmp_path):
     path = save_training_checkpoint(tmp_path / "c.safetensors", model)
     with pytest.raises(TrainingCheckpointError, match="do not fit"):
         load_trained_model(path)
+
+
+def train_then_resume(tmp_path, first: dict, then: dict, make_first=image_model, make_then=image_model):
+    """Train 2 steps with ``first``, then resume with ``then``; returns the checkpoint's bytes before and after."""
+    common = dict(epochs=2, batch_size=10, lr=5e-3, warmup_steps=2, progress=False)
+    path = tmp_path / "c.safetensors"
+    fit(make_first(), image_set(40), max_steps=2, checkpoint=path, **(common | first))
+    before = path.read_bytes()
+    started = []
+    with pytest.raises(ValueError) as refused:
+        fit(make_then(), image_set(40), max_steps=4, checkpoint=path, resume=True, on_start=lambda: started.append(1),
+            **(common | then))  # fmt: skip
+    assert started == [] and path.read_bytes() == before  # refused before anything ran or was written
+    return str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "make_then", "named"),
+    [
+        ({}, {}, lambda: image_model(normalize=False), "model.normalize=True (now False)"),
+        ({}, {}, lambda: image_model(binary=False), "model.binary=True (now False)"),
+        ({}, {}, lambda: image_model(norm_mode="chw"), "model.norm_mode='channels' (now 'chw')"),
+        ({}, {}, lambda: image_model(dense_units=(32,)), "model.dense_units=[64] (now [32])"),
+        ({"optimizer": "adam"}, {"optimizer": "adamw"}, image_model, "optimizer='adam' (now 'adamw')"),
+        ({"optimizer": "adamw"}, {"optimizer": "adamw", "weight_decay": 0.5}, image_model, "weight_decay=0.0 (now 0.5)"),
+        ({}, {"lr": 1e-2}, image_model, "lr=0.005 (now 0.01)"),
+        ({}, {"warmup_steps": 3}, image_model, "warmup_steps=2 (now 3)"),
+        ({"decay_steps": 5}, {"decay_steps": 6}, image_model, "decay_steps=5 (now 6)"),
+        ({}, {"min_lr_ratio": 0.1}, image_model, "min_lr_ratio=0.0 (now 0.1)"),
+        ({}, {"seed": 1}, image_model, "seed=0 (now 1)"),
+    ],
+)
+def test_resume_refuses_another_model_or_optimizer_naming_the_field(tmp_path, first, then, make_then, named):
+    message = train_then_resume(tmp_path, first, then, make_then=make_then)
+    assert "cannot resume" in message and named in message
+
+
+def test_resume_names_every_field_that_differs(tmp_path):
+    message = train_then_resume(tmp_path, {}, {"lr": 1e-2, "batch_size": 5}, make_then=lambda: image_model(normalize=False))
+    for named in ("model.normalize=True (now False)", "lr=0.005 (now 0.01)", "batch_size=10 (now 5)"):
+        assert named in message
+
+
+def test_resume_refuses_other_optimizer_hyperparameters(tmp_path, monkeypatch):
+    """betas and eps are not fit() arguments, but a checkpoint written with other ones must not be continued."""
+    import binedu.train as train
+
+    path = tmp_path / "c.safetensors"
+    kw = dict(epochs=2, batch_size=10, progress=False, checkpoint=path)
+    real = train.make_optimizer
+    monkeypatch.setattr(train, "make_optimizer", lambda *a, **k: (o := real(*a, **k)).param_groups[0].update(betas=(0.8, 0.99)) or o)
+    fit(image_model(), image_set(40), max_steps=2, **kw)
+    monkeypatch.setattr(train, "make_optimizer", real)
+    with pytest.raises(ValueError, match=r"optimizer.betas=\(0.8, 0.99\) \(now \(0.9, 0.999\)\)"):
+        fit(image_model(), image_set(40), max_steps=4, resume=True, **kw)
+
+
+def test_resume_with_the_same_settings_still_works_after_the_checks(tmp_path):
+    path = tmp_path / "c.safetensors"
+    kw = dict(epochs=2, batch_size=10, optimizer="adamw", weight_decay=0.1, progress=False, checkpoint=path)
+    fit(language_model(), counting_sequences(20), max_steps=1, **kw)
+    h = fit(language_model(seed=3), counting_sequences(20), max_steps=3, resume=True, **kw)
+    assert h.steps == [0, 1, 2]
+
+
+def test_a_corrupt_optimizer_section_is_refused_with_a_clear_error(tmp_path, monkeypatch):
+    """Valid checksums, but the optimizer's groups do not fit the model: a TrainingCheckpointError, not a KeyError."""
+    import binedu.train_checkpoint as tc
+
+    path = tmp_path / "c.safetensors"
+    kw = dict(epochs=2, batch_size=10, progress=False, checkpoint=path)
+    split = tc._split_optimizer
+
+    def two_groups(state):
+        tensors, rest = split(state)
+        return tensors, rest | {"param_groups": rest["param_groups"] * 2}
+
+    monkeypatch.setattr(tc, "_split_optimizer", two_groups)
+    fit(image_model(), image_set(40), max_steps=2, **kw)
+    monkeypatch.setattr(tc, "_split_optimizer", split)
+    with pytest.raises(TrainingCheckpointError, match="cannot resume .*optimizer section is corrupt"):
+        fit(image_model(), image_set(40), max_steps=4, resume=True, **kw)
+
+
+def test_a_corrupt_progress_section_is_refused(tmp_path):
+    path = tmp_path / "c.safetensors"
+    model = image_model()
+    fit(model, image_set(40), epochs=2, batch_size=10, max_steps=2, progress=False, checkpoint=path)
+    saved = read_training_checkpoint(path)
+    save_training_checkpoint(path, model, state={"step": "two"}, history=saved.history, meta=saved.meta)
+    with pytest.raises(TrainingCheckpointError, match="progress section is corrupt"):
+        fit(image_model(), image_set(40), epochs=2, batch_size=10, progress=False, checkpoint=path, resume=True)

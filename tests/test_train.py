@@ -184,3 +184,121 @@ def test_recipes_follow_the_paper():
     lm = recipe("language", "paper-small")
     assert (lm["optimizer"], lm["lr"], lm["epochs"]) == ("adamw", 1e-5, 100)
     assert isinstance(History(), History)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(lr=float("inf")), "lr must be a finite number"),
+        (dict(lr=float("nan")), "lr must be a finite number"),
+        (dict(lr=1e30), "lr must be a finite number in"),
+        (dict(lr=0.0), "lr must be > 0"),
+        (dict(weight_decay=float("nan")), "weight_decay"),
+        (dict(weight_decay=-0.1), "weight_decay"),
+        (dict(min_lr_ratio=2.0), "min_lr_ratio"),
+        (dict(warmup_steps=-1), "warmup_steps"),
+        (dict(decay_steps=-5), "decay_steps"),
+        (dict(checkpoint_every=-1), "checkpoint_every"),
+    ],
+)
+def test_non_finite_or_out_of_range_hyperparameters_are_refused_before_anything_is_written(tmp_path, kwargs, message):
+    path = tmp_path / "c.safetensors"
+    with pytest.raises(ValueError, match=message):
+        fit(image_model(), image_set(10), progress=False, checkpoint=path, **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+class Poisoned(torch.utils.data.Dataset):
+    """Images that turn NaN after ``after`` item reads (a corrupt file mid-epoch)."""
+
+    def __init__(self, data, after: int) -> None:
+        self.data, self.left = data, after
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i):
+        self.left -= 1
+        image, label = self.data[i]
+        return (image * float("nan") if self.left < 0 else image), label
+
+
+def test_a_nan_loss_stops_training_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    from binedu.train import TrainingDiverged
+    from binedu.train_checkpoint import read_training_checkpoint
+
+    path = tmp_path / "c.safetensors"
+    with pytest.raises(TrainingDiverged, match="diverged at step 4: the loss is nan; the checkpoint of step 3 is kept"):
+        fit(image_model(), Poisoned(image_set(40), 8 * 3), epochs=1, batch_size=8, checkpoint=path, checkpoint_every=1, progress=False)
+    saved = read_training_checkpoint(path)
+    assert saved.state["step"] == 3
+    assert all(bool(t.isfinite().all()) for t in saved.model_state.values())
+
+
+def test_non_finite_latents_stop_training_even_when_the_loss_is_finite(tmp_path):
+    """A binary model's loss only sees the latents' bits, so lr=inf once gave NaN latents and a finite loss."""
+    from binedu.train import TrainingDiverged
+
+    model = image_model()
+    calls = []
+
+    def blow_up(grad):  # one infinite gradient in the 2nd backward pass: Adam turns it into a NaN latent
+        calls.append(1)
+        return grad * float("inf") if len(calls) == 2 else grad
+
+    model.layers[0].weight.register_hook(blow_up)
+    with pytest.raises(TrainingDiverged, match=r"at step 2: latent parameters are NaN or infinite \(layers.0.weight\); no checkpoint"):
+        fit(model, image_set(40), epochs=1, batch_size=8, checkpoint=tmp_path / "c.safetensors", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_on_start_runs_after_the_checks_and_before_the_first_step():
+    events = []
+    with pytest.raises(ValueError):
+        fit(image_model(), image_set(10), lr=float("nan"), progress=False, on_start=lambda: events.append("start"))
+    assert events == []
+    fit(image_model(), image_set(10), epochs=1, batch_size=10, progress=False,
+        on_start=lambda: events.append("start"), on_epoch=lambda r: events.append(r["epoch"]))  # fmt: skip
+    assert events == ["start", 1]
+
+
+@pytest.mark.parametrize(("device", "message"), [("meta", "unsupported device 'meta'"), ("cuda:99", "cuda")])
+def test_devices_that_cannot_train_are_refused(device, message):
+    from binedu.train import resolve_device
+
+    with pytest.raises(ValueError, match=message):
+        resolve_device(device)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.int8, torch.bool, torch.float32])
+def test_token_tensors_of_another_dtype_get_a_clear_error_packed_or_not(dtype):
+    """uint8 ids once indexed as a mask and int16 ones failed with an IndexError."""
+    from binedu import pack_model
+
+    model = language_model()
+    for m in (model, pack_model(model)):
+        with pytest.raises(ValueError, match=f"int64 \\(or int32\\) tensor of ids, got dtype {dtype}"):
+            m(torch.ones(2, 4, dtype=dtype))
+    assert model(torch.ones(2, 4, dtype=torch.int32)).shape == model(torch.ones(2, 4, dtype=torch.long)).shape
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16, torch.uint8])
+def test_packed_and_training_image_models_accept_the_same_image_dtypes(dtype):
+    from binedu import pack_model
+
+    model = image_model()
+    images = image_set(2).tensors[0]
+    for m in (model, pack_model(model)):
+        with pytest.raises(ValueError, match=f"images must be a float32 tensor, got {dtype}"):
+            m(images.to(dtype))
+        assert m(images).shape == (2, 10)
+
+
+def test_pack_refuses_non_finite_latents():
+    from binedu import pack_model
+
+    model = image_model()
+    with torch.no_grad():
+        model.layers[0].weight[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"cannot pack ImageClassifier: NaN or infinite latent parameters in layers.0.weight"):
+        pack_model(model)

@@ -9,6 +9,16 @@ training split (exact for digits, estimated from a seeded sample of up to 256 tr
 images for image files). They are stored in ``ImageData.mean``/``ImageData.std`` so that a
 new image can be prepared the same way. Image files are read lazily, one per item:
 Food-101 (5 GB) is never held in memory.
+
+Bad data is found when the data is built, before any training step: an empty training
+or validation split raises :class:`DataError` (``val_fraction=0``, one image per class),
+a data set of one class gets a warning, and every image file's header is opened and
+verified up front (:func:`verify_images`: Pillow reads the format and size without
+decoding the pixels, a few seconds for Food-101's 101,000 files). An unreadable file
+(not an image, empty, a header that claims a decompression bomb) is not skipped: the
+``DataError`` counts them and names the first, so the data set can be repaired rather
+than silently shrunk. A file whose header is fine but whose pixels are cut short is
+found only when it is read, and its ``DataError`` names it too.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from torch.utils.data import Dataset
 
 from .digits import load_digits
 from .errors import DataError, require_dir, require_file
-from .split import balanced_subset, check_fraction, check_limit, stratified_split
+from .split import balanced_subset, check_fraction, check_limit, check_splits, stratified_split
 
 __all__ = ["ImageData", "TensorImageDataset", "ImageFileDataset", "image_data", "load_image", "IMAGE_EXTENSIONS"]
 
@@ -81,11 +91,30 @@ def load_image(path: str | Path, image_size: int, mode: str = "RGB") -> torch.Te
             img.draft(mode, (image_size, image_size))  # JPEG: decode at a reduced scale, much faster
             img = img.convert(mode).resize((image_size, image_size), Image.BILINEAR)
             pixels = np.asarray(img, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as err:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as err:
         raise DataError(f"cannot read image {path}: {err}") from err
     if pixels.ndim == 2:
         return torch.from_numpy(pixels)[None]
     return torch.from_numpy(rearrange(pixels, "h w c -> c h w").copy())
+
+
+def verify_images(paths: Sequence[Path], what: str) -> None:
+    """Open every file's header with Pillow and ``verify()`` it (no pixel is decoded);
+    raise one :class:`DataError` that counts the unreadable files of ``what`` and names
+    the first ones, instead of failing mid-epoch on the first of them."""
+    bad = []
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                img.verify()
+        except Exception as err:  # noqa: BLE001 (Pillow raises many types for a broken file)
+            bad.append(f"{path} ({type(err).__name__}: {err})")
+    if bad:
+        raise DataError(
+            f"{len(bad)} of {len(paths)} image files of {what} cannot be read: {'; '.join(bad[:3])}"
+            + (" ..." if len(bad) > 3 else "")
+            + ". Remove or replace them."
+        )
 
 
 class ImageFileDataset(Dataset):
@@ -173,13 +202,18 @@ def _files(
     image_size: int,
     seed: int,
     limit: int | None,
+    hint: str = "",
+    where: str = "",
 ) -> ImageData:
-    """ImageData over image files, standardized with statistics of a training sample."""
+    """ImageData over image files, standardized with statistics of a training sample;
+    the splits and every file's header are checked first (module docstring)."""
     splits = []
     for k, (paths, labels) in enumerate((train, val)):
         keep = balanced_subset(np.arange(len(paths)), labels, limit, seed + k)
         splits.append(ImageFileDataset([paths[i] for i in keep], [labels[i] for i in keep], image_size))
     train_set, val_set = splits
+    check_splits(where or name, len(train_set), len(val_set), len(class_names), hint)
+    verify_images(train_set.paths + val_set.paths, where or name)
     sample = np.random.default_rng(seed).permutation(len(train_set))[:STATS_SAMPLE]
     mean, std = _channel_stats(torch.stack([train_set.raw(int(i)) for i in sample]))
     for dataset in splits:
@@ -240,7 +274,7 @@ def _food101(root: str | Path | None, image_size: int, seed: int, limit: int | N
     index = {cls: i for i, cls in enumerate(classes)}
     train = _food101_split(meta / "train.txt", images, index, listing)
     val = _food101_split(meta / "test.txt", images, index, listing)
-    return _files("food101", classes, train, val, image_size, seed, limit)
+    return _files("food101", classes, train, val, image_size, seed, limit, where=f"Food-101 at {root}")
 
 
 def _folder(root: str | Path | None, image_size: int, val_fraction: float, seed: int, limit: int | None) -> ImageData:
@@ -266,6 +300,9 @@ def _folder(root: str | Path | None, image_size: int, val_fraction: float, seed:
         image_size,
         seed,
         limit,
+        hint=f"With val_fraction={val_fraction}, a class gives round(n * val_fraction) of its n images to "
+        "validation (at least one when it has two or more): use a larger val_fraction or more images per class.",
+        where=f"image folder {root}",
     )
 
 
@@ -295,16 +332,21 @@ def image_data(
       ``val_fraction``, stratified by class; ``image_size`` defaults to 256.
 
     ``limit`` keeps at most that many examples per split, spread over the classes.
-    A missing or malformed folder raises :class:`DataError` naming what is missing.
+    A missing or malformed folder, an empty split or an unreadable image file raises
+    :class:`DataError` naming what is wrong, before anything is trained (module
+    docstring); a single class gets a warning.
     """
     check_fraction(val_fraction)
     check_limit(limit)
-    if name == "digits":
-        return _digits(_check_size(image_size, 8), val_fraction, seed, limit)
-    if name == "digits-hard":
-        from .hard_digits import digit_splits
+    if name in ("digits", "digits-hard"):
+        if name == "digits":
+            data = _digits(_check_size(image_size, 8), val_fraction, seed, limit)
+        else:
+            from .hard_digits import digit_splits
 
-        return digit_splits(True, image_size, val_fraction, seed=seed, limit=limit)
+            data = digit_splits(True, image_size, val_fraction, seed=seed, limit=limit)
+        check_splits(name, len(data.train), len(data.val), data.num_classes, f"val_fraction={val_fraction}")
+        return data
     if name == "food101":
         return _food101(root, _check_size(image_size, 256), seed, limit)
     if name == "folder":
