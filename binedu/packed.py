@@ -529,6 +529,9 @@ def pack_model(model: nn.Module, method: str = "auto") -> nn.Module:
     """
     if method not in METHODS:
         raise ValueError(f"unknown packed method {method!r}; use one of {METHODS}")
+    bad = [n for n, p in model.named_parameters() if not p.is_meta and not bool(p.detach().isfinite().all())]
+    if bad:  # NaN/inf latents have no meaningful bits (a diverged run)
+        raise ValueError(f"cannot pack {type(model).__name__}: NaN or infinite latent parameters in {', '.join(bad[:3])}")
     if isinstance(model, ConfigModel) and not getattr(model.config, "binary", True):
         raise ValueError(
             f"cannot pack a float {type(model).__name__} (binary=False): only binary models have bits to store"
