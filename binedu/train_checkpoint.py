@@ -81,7 +81,8 @@ class TrainingCheckpoint:
         :class:`TrainingCheckpointError` naming what does not fit.
         """
         state = self.model_state
-        budget = BuildBudget(tensors=4 * len(state) + 64, elements=2 * sum(t.numel() for t in state.values()) + 4096)
+        # building the model creates one tensor per stored parameter, of the same size
+        budget = BuildBudget(tensors=2 * len(state) + 16, elements=2 * sum(t.numel() for t in state.values()) + 4096)
         try:
             with budget:
                 model = model_from_config(self.config)

@@ -1,12 +1,15 @@
 """Image data: the offline digits, Food-101 and class-folder layouts built in tmp_path,
 and every error a missing or malformed folder gives."""
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from data_fixtures import COLORS, make_folder, make_food101, write_image
+from PIL import Image
 
 from binedu import ImageClassifier
 from binedu.data import DataError, image_data, load_image, loader
@@ -176,14 +179,79 @@ def test_food101_empty_lists(food):
         image_data("food101", root=food)
 
 
-def test_unreadable_image_names_its_path(food):
-    broken = food / "images" / "ramen" / "100.jpg"
-    broken.write_bytes(b"not a jpeg")
-    with pytest.raises(DataError, match="cannot read image") as info:
+def test_unreadable_images_are_found_when_the_data_is_built(food):
+    """Every header is verified up front: a corrupt image outside the 256 sampled for the
+    statistics used to abort training mid-epoch."""
+    broken = [food / "images" / "ramen" / "100.jpg", food / "images" / "bibimbap" / "105.jpg"]
+    broken[0].write_bytes(b"not a jpeg")
+    broken[1].write_bytes(b"")
+    with pytest.raises(DataError, match="2 of 18 image files of Food-101 at .* cannot be read") as info:
+        image_data("food101", root=food, image_size=8)
+    assert all(str(path) in str(info.value) for path in broken)
+
+
+def test_an_image_cut_short_names_its_path_when_read(food):
+    cut = food / "images" / "ramen" / "100.jpg"
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(cut, "JPEG")
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])  # header intact, pixels cut short
+    with pytest.raises(DataError, match="cannot read image") as info:  # here: reading the statistics sample
         data = image_data("food101", root=food, image_size=8)
         for i in range(len(data.train)):
             data.train[i]
-    assert str(broken) in str(info.value)
+    assert str(cut) in str(info.value)
+
+
+def bomb_png(path: Path, width: int = 20000, height: int = 20000) -> Path:
+    """A PNG whose header claims width x height pixels (400 megapixels): Pillow's
+    decompression-bomb guard refuses it."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_decompression_bomb_is_a_data_error_naming_the_file(tmp_path):
+    root = make_folder(tmp_path / "photos")
+    bomb = bomb_png(root / "red" / "huge.png")
+    with pytest.raises(DataError, match="DecompressionBombError") as info:
+        image_data("folder", root=root, image_size=8, val_fraction=0.4)
+    assert str(bomb) in str(info.value)
+    with pytest.raises(DataError) as info:
+        load_image(bomb, 8)
+    assert str(bomb) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "per_class, val_fraction, split",
+    [(1, 0.2, "validation"), (5, 0.0, "validation"), (2, 0.5, None)],
+)
+def test_empty_splits_are_refused_when_the_data_is_built(tmp_path, per_class, val_fraction, split):
+    """--val-fraction 0 and one image per class used to fail only after the first epoch."""
+    root = make_folder(tmp_path / "photos", per_class=per_class)
+    if split is None:
+        data = image_data("folder", root=root, image_size=8, val_fraction=val_fraction)
+        assert len(data.train) == len(data.val) == 3
+        return
+    with pytest.raises(DataError, match=f"the {split} split is empty. With val_fraction={val_fraction}"):
+        image_data("folder", root=root, image_size=8, val_fraction=val_fraction)
+
+
+def test_digits_without_validation_are_refused():
+    with pytest.raises(DataError, match="digits: the validation split is empty"):
+        image_data("digits", val_fraction=0.0)
+
+
+def test_a_single_class_gets_a_warning(tmp_path):
+    write_image(tmp_path / "only" / "cats" / "a.jpg", (0, 0, 0))
+    write_image(tmp_path / "only" / "cats" / "b.jpg", (0, 0, 0))
+    with pytest.warns(UserWarning, match="single class"):
+        data = image_data("folder", root=tmp_path / "only", image_size=8, val_fraction=0.5)
+    assert data.num_classes == 1
 
 
 # ---------------------------------------------------------------- any folder of class folders

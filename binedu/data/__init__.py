@@ -7,8 +7,8 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .fetch import download
 from .errors import DataError
+from .fetch import download
 from .images import ImageData, image_data, load_image
 from .text import TextData, text_data
 from .tokenizers import CharTokenizer, Tokenizer, WordPieceTokenizer, load_tokenizer

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["check_fraction", "check_limit", "random_split", "stratified_split", "balanced_subset"]
+from .errors import DataError
+
+__all__ = ["check_fraction", "check_limit", "check_splits", "random_split", "stratified_split", "balanced_subset"]
 
 
 def check_fraction(val_fraction: float) -> float:
@@ -21,6 +24,19 @@ def check_limit(limit: int | None) -> int | None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
         raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
     return limit
+
+
+def check_splits(name: str, train_size: int, val_size: int, num_classes: int | None = None, hint: str = "") -> None:
+    """Refuse a data set whose training or validation split is empty, when the data is
+    built: otherwise training runs a whole epoch and only then fails to validate, and
+    the epoch is lost. Warn about one class, which makes accuracy trivially 1."""
+    for split, size in (("training", train_size), ("validation", val_size)):
+        if size == 0:
+            raise DataError(f"{name}: the {split} split is empty. {hint}".strip())
+    if num_classes == 1:
+        warnings.warn(
+            f"{name} has a single class: every prediction is right, so accuracy says nothing", stacklevel=3
+        )
 
 
 def _num_val(n: int, val_fraction: float) -> int:
