@@ -143,5 +143,10 @@ def test_paper_large_megabytes_is_counted_on_the_meta_device():
     with torch.device("meta"):
         n = LanguageModel.from_config("paper-large").num_parameters()
     assert paper_packed_megabytes("paper-large") == pytest.approx(math.ceil(n / 8) / 1e6)
-    assert check("08.paper_large_mb", n / 8 / 1e6, verbose=False)
-    assert not check("08.paper_large_mb", n * 4 / 1e6, verbose=False)  # the float32 size
+
+    model = LanguageModel.on_meta("paper-large")
+    kept = sum(p.numel() for m in (model.embedding, model.head[-1]) for p in m.parameters())
+    assert kept > n / 3  # the two layers a mixed-precision deployment keeps hold much of the model
+    assert check("08.mixed_precision_mb", (4 * kept + (n - kept) / 8) / 1e6, verbose=False)
+    assert not check("08.mixed_precision_mb", n / 8 / 1e6, verbose=False)  # everything at 1 bit
+    assert not check("08.mixed_precision_mb", n * 4 / 1e6, verbose=False)  # everything in float32

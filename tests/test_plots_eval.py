@@ -169,3 +169,20 @@ def test_future_influence_is_zero_before_the_change_only_with_a_causal_mask():
         future_influence(causal, tokens, position=10)
     with pytest.raises(ValueError, match="already at position"):
         future_influence(causal, tokens, position=0, replacement=int(tokens[0]))
+
+
+def test_plot_measured_sizes_draws_linear_bars_with_their_ratio():
+    from binedu.course.plots_eval import plot_measured_sizes
+
+    fig = plot_measured_sizes({"float32": 32e6, "packed": 1e6}, title="files")
+    ax = fig.axes[0]
+    widths = [p.get_width() for p in ax.patches]
+    assert widths == pytest.approx([32.0, 1.0])  # linear: 32x is a bar 32 times longer
+    assert ax.get_xscale() == "linear"
+    labels = [t.get_text() for t in ax.texts]
+    assert any("1.00 MB, 32.0x smaller" in t for t in labels) and any("32.00 MB" in t for t in labels)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="reference"):
+        plot_measured_sizes({"a": 1.0}, title="t", reference="b")
+    with pytest.raises(ValueError, match="negative"):
+        plot_measured_sizes({"a": -1.0}, title="t")

@@ -9,9 +9,11 @@ from typing import Any
 
 import torch
 
+from ...linear import BinaryLinear
+from ...packed import PackedLinear
 from ...units import bytes_at_bits
 from .core import BITS_PER_BYTE as _BITS
-from .core import Exercise, register
+from .core import Exercise, Measured, Prediction, register
 
 
 def pack_byte(bits: Sequence[int]) -> int:
@@ -124,3 +126,34 @@ register(
 )
 
 
+
+
+def packing_experiment(in_features: int = 64, out_features: int = 64) -> Measured:
+    """Predict-then-run (notebook 06): pack a ``BinaryLinear(in_features, out_features)``
+    (kernel and bias) with binedu and measure the bytes its packed buffers hold, and the
+    bits stored per parameter (1.0 when no row needs padding)."""
+    packed = PackedLinear.from_binary(BinaryLinear(in_features, out_features))
+    stored = sum(b.numel() * b.element_size() for b in packed.buffers())
+    parameters = in_features * out_features + out_features
+    return Measured(
+        settings={"in_features": in_features, "out_features": out_features},
+        values={"packed_bytes": stored, "parameters": parameters, "bits_per_parameter": 8 * stored / parameters},
+    )
+
+
+register(
+    Prediction(
+        id="06.predict_padding",
+        title="Bits stored per parameter when a layer with 9 inputs and 64 units is packed",
+        changed={"in_features": 9},
+        keys=("bits_per_parameter",),
+        outcome=lambda m: m.values["bits_per_parameter"],
+        tolerance=0.05,
+        explain=lambda m: (
+            f"Your run packed {m.values['parameters']:,} parameters into {m.values['packed_bytes']:,} bytes: "
+            f"{m.values['bits_per_parameter']:.3f} bits per parameter."
+        ),
+        hint="each unit's 9 kernel bits are packed on their own and start a fresh byte; the 64 bias bits fill "
+        "whole bytes. Count the bytes, times 8, divided by the parameters (kernel and bias).",
+    )
+)

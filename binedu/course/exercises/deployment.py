@@ -4,11 +4,17 @@ Importing this module registers them (binedu.course.exercises imports every note
 
 from __future__ import annotations
 
-import torch
+import copy
 
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from ...base import BinaryModule
+from ...metrics import evaluate
 from ...units import bytes_at_bits
 from .core import BITS_PER_BYTE as _BITS
-from .core import Exercise, register
+from .core import Exercise, Measured, Prediction, register
 
 
 def lut_entry(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -124,3 +130,49 @@ register(
 )
 
 
+
+
+THRESHOLDS = ("mean", "zero")
+
+
+def export_experiment(model: nn.Module, dataset: Dataset, threshold: str = "mean") -> Measured:
+    """Predict-then-run (notebook 07): export a trained binary model's bits with another
+    threshold rule than Eq. 1's mean, as a hand-written exporter that takes the sign of the
+    latent weights (``threshold="zero"``: bit = latent > 0) would, and measure the accuracy
+    on ``dataset`` of the model with those bits, next to that of Eq. 1's bits. The model
+    itself is not changed (a copy is)."""
+    if threshold not in THRESHOLDS:
+        raise ValueError(f"threshold must be one of {THRESHOLDS}, got {threshold!r}")
+    exported = copy.deepcopy(model)
+    if threshold == "zero":
+        for layer in exported.modules():
+            if isinstance(layer, BinaryModule) and layer.binary:
+                layer.q = lambda p: (p > 0).to(p.dtype)  # the instance's rule replaces Eq. 1
+    return Measured(
+        settings={"threshold": threshold},
+        values={"acc_eq1": evaluate(model, dataset)["acc"], "acc": evaluate(exported, dataset)["acc"]},
+    )
+
+
+def _export_outcome(measured: Measured) -> str:
+    drop = measured.values["acc_eq1"] - measured.values["acc"]
+    return "about the same" if drop < 0.02 else "a little lower" if drop < 0.2 else "much lower"
+
+
+register(
+    Prediction(
+        id="07.predict_export_threshold",
+        title="Export the trained digit classifier's bits with a zero threshold instead of Eq. 1: its accuracy is ...",
+        options=("about the same", "a little lower", "much lower"),
+        changed={"threshold": "zero"},
+        keys=("acc_eq1", "acc"),
+        outcome=_export_outcome,
+        explain=lambda m: (
+            f"Your run measured a validation accuracy of {m.values['acc_eq1']:.3f} with Eq. 1's bits and "
+            f"{m.values['acc']:.3f} with the bits of a zero threshold ('about the same': less than 2 points "
+            "lower; 'a little lower': less than 20 points)."
+        ),
+        hint="the model was trained with Eq. 1's bits: the threshold is the mean of each tensor. How far from 0 "
+        "are the means of the trained latent tensors, the biases in particular (they start at exactly 0)?",
+    )
+)

@@ -5,10 +5,13 @@ Importing this module registers them (binedu.course.exercises imports every note
 from __future__ import annotations
 
 import torch
+from torch import nn
+from torch.utils.data import Dataset
 
-from ...metrics import perplexity, token_loss
+from ...metrics import evaluate, perplexity, token_loss
+from ...paper_metrics import leaky_masks
 from ..attention_maps import attention_weights
-from .core import Exercise, register
+from .core import Exercise, Measured, Prediction, register
 
 
 def future_mask(seq_len: int) -> torch.Tensor:
@@ -96,5 +99,40 @@ register(
         "does the middle steps).",
         rtol=1e-5,
         atol=1e-6,
+    )
+)
+
+
+def mask_experiment(model: nn.Module, dataset: Dataset, leaky_mask: bool = False) -> Measured:
+    """Predict-then-run (notebook 05): score a model that was trained with binedu's causal
+    ``-inf`` mask under the paper's leaky ``-1e-10`` mask instead (``leaky_mask=True``),
+    with the same weights. Returns the validation perplexity over real tokens under the
+    trained mask (``ppl_causal``) and under the chosen one (``ppl``)."""
+    with leaky_masks(model, leaky=False):
+        causal = evaluate(model, dataset)["ppl"]
+    with leaky_masks(model, leaky=leaky_mask):
+        chosen = evaluate(model, dataset)["ppl"]
+    return Measured(settings={"leaky_mask": leaky_mask}, values={"ppl_causal": causal, "ppl": chosen})
+
+
+def _direction(measured: Measured) -> str:
+    ratio = measured.values["ppl"] / measured.values["ppl_causal"]
+    return "higher" if ratio > 1.05 else "lower" if ratio < 1 / 1.05 else "about the same"
+
+
+register(
+    Prediction(
+        id="05.predict_leaky_swap",
+        title="Give the honestly trained model the paper's leaky mask: its perplexity over real tokens is ...",
+        options=("lower", "about the same", "higher"),
+        changed={"leaky_mask": True},
+        keys=("ppl_causal", "ppl"),
+        outcome=_direction,
+        explain=lambda m: (
+            f"Your run measured a validation perplexity of {m.values['ppl_causal']:.2f} with the mask the model "
+            f"was trained with, and {m.values['ppl']:.2f} with the leaky mask."
+        ),
+        hint="the leak only helps a model that learned to use it. This model was trained never to see the "
+        "future: what happens to its attention weights when the future positions suddenly get weight too?",
     )
 )

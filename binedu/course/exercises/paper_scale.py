@@ -57,13 +57,24 @@ register(
     )
 )
 
+def mixed_precision_megabytes(name: str = "paper-large") -> float:
+    """Megabytes (10**6 bytes) of a paper language model deployed the way many binary
+    networks are (XNOR-Net, BitNet): its embedding (BEMBL) and its last layer (the BNFCL
+    over the vocabulary) kept in float32, every other parameter at 1 bit."""
+    from ...language_model import LanguageModel
+
+    model = LanguageModel.on_meta(name)
+    kept = sum(p.numel() for m in (model.embedding, model.head[-1]) for p in m.parameters())
+    return (4 * kept + bytes_at_bits(model.num_parameters() - kept, 1)) / 1e6
+
+
 register(
     Exercise(
-        id="08.paper_large_mb",
-        title="Size of the paper's large language model stored at 1 bit, in MB (10**6 bytes)",
-        reference=lambda: paper_packed_megabytes("paper-large"),
-        hint="count its parameters with binedu (on the meta device, or binedu.course.widgets.paper_model_parameters), "
-        "then 8 parameters per byte.",
+        id="08.mixed_precision_mb",
+        title="paper-large with its embedding and its last layer in float32, the rest at 1 bit: MB (10**6 bytes)",
+        reference=mixed_precision_megabytes,
+        hint="count the parameters of model.embedding and of model.head[-1] (on the meta device), 4 bytes each; "
+        "every other parameter takes 1/8 byte. Add, divide by 10**6.",
         rtol=1e-3,
         atol=0,
     )
