@@ -94,11 +94,11 @@ def workload(kind: str, dry_run: bool) -> tuple:
         config, size, classes, batch = ("tiny", 8, 10, 16) if dry_run else ("paper-3x3", 256, 101, 64)
         data = food101_like(256 if dry_run else 2048, size, classes)
         make = lambda: ImageClassifier.from_config(config, in_channels=3, num_classes=classes, image_size=size)  # noqa: E731
-        return make, data, batch, dict(optimizer="adam", lr=1e-3 if dry_run else 1e-4, warmup_steps=10)
+        return make, data, batch, dict(optimizer="adam", lr=3e-3 if dry_run else 1e-4, warmup_steps=10)
     config, vocab, max_len, batch = ("tiny", 256, 32, 8) if dry_run else ("paper-small", 30522, 256, 32)
     data = WikiTextLike(256 if dry_run else 2048, max_len, vocab)
     make = lambda: LanguageModel.from_config(config, vocab_size=vocab, max_len=max_len)  # noqa: E731
-    return make, data, batch, dict(optimizer="adamw", lr=1e-3 if dry_run else 1e-4, warmup_steps=10, weight_decay=0.01)
+    return make, data, batch, dict(optimizer="adamw", lr=3e-3 if dry_run else 1e-4, warmup_steps=10, weight_decay=0.01)
 
 
 # ---------------------------------------------------------------- measurements
@@ -250,7 +250,9 @@ def main() -> int:
         print(NO_GPU, file=sys.stderr)
         return 2
     device = torch.device("cpu" if args.dry_run else "cuda")
-    steps = min(args.steps, 12) if args.dry_run else args.steps
+    steps = min(args.steps, 60) if args.dry_run else args.steps
+    if args.dry_run:
+        torch.set_num_threads(1)  # like torchrun's processes: the CPU comparison stays fair
     name = "CPU (dry run, tiny models)" if args.dry_run else torch.cuda.get_device_name(device)
     print(f"gpu_smoke on {name}, torch {torch.__version__}, {steps} timed steps per run")
 

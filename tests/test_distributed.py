@@ -342,5 +342,28 @@ def test_unknown_precision_is_refused():
         fit(image_model(), image_set(8), epochs=1, batch_size=4, precision="fp16", progress=False)
 
 
+# ---------------------------------------------------------------- the GPU smoke script
+
+
+def test_gpu_smoke_without_a_gpu_says_so_and_runs_nothing():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: run bench/gpu_smoke.py itself")
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_smoke.py")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "no CUDA GPU is visible" in done.stderr and "nothing was run" in done.stderr
+    assert done.stdout == ""
+
+
+def test_gpu_smoke_workloads_train_on_the_cpu():
+    """The smoke script's measuring code, on the CPU with its dry-run models."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import gpu_smoke
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    for kind in ("image", "language"):
+        row = gpu_smoke.timed_run(kind, "bf16", 4, torch.device("cpu"), dry_run=True)
+        assert row["steps_per_s"] > 0 and row["first"] > 0 and row["last"] > 0
+
+
 if __name__ == "__main__":
     worker(json.loads(sys.argv[1]))
