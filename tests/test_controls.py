@@ -112,3 +112,21 @@ def test_bad_layer_control_names_the_problem():
         BinaryLinear(3, 2, weights="ternary")
     with pytest.raises(ValueError, match="normalize must be True, False or 'fixed'"):
         BinaryLinear(3, 2, normalize="batch")
+
+
+@given(st.integers(2, 12), st.integers(2, 9), st.integers(0, 2**31 - 1))
+@settings(max_examples=30, deadline=None)
+def test_pm1_weights_with_normalize_are_the_01_model(n_in, n_out, seed):
+    # (2b - 1) . x + (2c - 1) = 2 (b . x + c) - (sum(x) + 1): the offset is the same for every
+    # output feature, so the centring of Normalize removes it and its scaling the factor 2
+    torch.manual_seed(seed)
+    layer01 = randomize(BinaryLinear(n_in, n_out))
+    pm1 = BinaryLinear(n_in, n_out, weights="pm1")
+    pm1.load_state_dict(layer01.state_dict())
+    x = torch.randn(4, n_in, dtype=torch.float64)
+    with torch.no_grad():
+        a, b = layer01.double()(x), pm1.double()(x)
+    z = F.linear(x, quantize(layer01.weight), quantize(layer01.bias))
+    spread = z.std(dim=-1, unbiased=False)
+    keep = spread > 0.5  # eps (1e-5) weighs relatively 3 eps / (8 var) more in the 0/1 layer
+    torch.testing.assert_close(a[keep], b[keep], atol=1e-4, rtol=1e-4)
