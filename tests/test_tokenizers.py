@@ -190,3 +190,42 @@ def test_load_tokenizer_errors(tmp_path):
         load_tokenizer(bad)
     with pytest.raises(DataError, match="not found"):
         WordPieceTokenizer.from_vocab_file(tmp_path / "vocab.txt")
+
+
+# ---------------------------------------------------------------- issue 13, item 11
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_unicode_line_breaks_inside_vocab_entries_keep_every_id(tmp_path, newline):
+    """str.splitlines() cut at U+2028 and U+0085 too, shifting every id after them."""
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a\u2028b", "c\x85d", "e\x1cf", "hello"]
+    path = tmp_path / "vocab.txt"
+    path.write_bytes((newline.join(vocab) + newline).encode("utf-8"))
+    tok = WordPieceTokenizer.from_vocab_file(path)
+    assert tok.vocab == vocab
+    assert tok.encode("hello") == [7]
+    assert load_tokenizer(tok.save(tmp_path / "again.txt")).vocab == vocab
+
+
+def test_a_vocab_file_that_is_not_utf8_names_the_file(tmp_path):
+    path = tmp_path / "vocab.txt"
+    path.write_bytes(b"[PAD]\n[UNK]\n[CLS]\n[SEP]\ncaf\xe9\n")
+    with pytest.raises(DataError, match="is not UTF-8") as info:
+        load_tokenizer(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_lone_surrogate_saves_and_loads_back(tmp_path):
+    """Saving a tokenizer with a lone surrogate (no UTF-8 form) used to raise."""
+    chars = CharTokenizer(["a", "\ud800", "b"])
+    back = load_tokenizer(chars.save(tmp_path / "chars.json"))
+    assert back.chars == chars.chars
+    readable = load_tokenizer(CharTokenizer(["é"]).save(tmp_path / "plain.json"))
+    assert "é" in (tmp_path / "plain.json").read_text(encoding="utf-8") and readable.chars == ["é"]
+    words = WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "x\udcff"])
+    assert load_tokenizer(words.save(tmp_path / "words.json")).vocab == words.vocab
+    with pytest.raises(ValueError, match="lone surrogate.*save as .json"):
+        words.save(tmp_path / "vocab.txt")
+    with pytest.raises(ValueError, match="line break"):
+        WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "x\ny"]).save(tmp_path / "vocab.txt")
+    assert not (tmp_path / "vocab.txt").exists()

@@ -53,9 +53,16 @@ class Tokenizer(ABC):
         """Plain-JSON description that :func:`load_tokenizer` reads back."""
 
     def save(self, path: str | Path) -> Path:
-        """Write the tokenizer as JSON to ``path``, atomically."""
+        """Write the tokenizer as JSON to ``path``, atomically. Characters are written as
+        themselves (readable UTF-8), unless one cannot be: a lone surrogate (``"\\ud800"``,
+        e.g. from a file name decoded with ``surrogateescape``) has no UTF-8 form, so then
+        the whole file is written with JSON's ``\\uXXXX`` escapes, which load back exactly."""
         text = json.dumps(self.to_dict(), ensure_ascii=False, indent=1)
-        return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:
+            data = json.dumps(self.to_dict(), ensure_ascii=True, indent=1).encode("ascii")
+        return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
     def __len__(self) -> int:
         return self.vocab_size
@@ -222,11 +229,19 @@ class WordPieceTokenizer(Tokenizer):
     @classmethod
     def from_vocab_file(cls, path: str | Path, lowercase: bool = True) -> WordPieceTokenizer:
         """Load a BERT ``vocab.txt`` (one piece per line, line number = id), e.g. the
-        30,522-piece ``bert-base-uncased`` vocabulary the paper uses."""
+        30,522-piece ``bert-base-uncased`` vocabulary the paper uses.
+
+        Lines end at ``"\\n"`` only (a trailing ``"\\r"`` of Windows line ends is dropped):
+        ``str.splitlines`` would also cut at U+2028, U+0085 and other Unicode line breaks
+        that may sit inside a piece, and shift the id of every piece after it."""
         path = Path(path)
         if not path.is_file():
             raise DataError(f"WordPiece vocab file not found: {path}")
-        vocab = path.read_text(encoding="utf-8").splitlines()
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise DataError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+        vocab = [line.removesuffix("\r") for line in text.split("\n")]
         while vocab and not vocab[-1]:
             vocab.pop()
         try:
@@ -291,8 +306,17 @@ class WordPieceTokenizer(Tokenizer):
         """JSON, or a BERT ``vocab.txt`` (one piece per line) when ``path`` ends in ``.txt``."""
         if Path(path).suffix.lower() != ".txt":
             return super().save(path)
-        text = "\n".join(self.vocab) + "\n"
-        return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        for i, piece in enumerate(self.vocab):
+            if "\n" in piece or piece.endswith("\r"):
+                raise ValueError(f"vocab entry {i} ({piece!r}) holds a line break: a vocab.txt cannot store it; save as .json")
+            try:
+                piece.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(
+                    f"vocab entry {i} ({piece!r}) holds a lone surrogate, which UTF-8 cannot store; save as .json"
+                ) from None
+        data = ("\n".join(self.vocab) + "\n").encode("utf-8")
+        return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
     def __repr__(self) -> str:
         return f"WordPieceTokenizer(vocab_size={self.vocab_size}, lowercase={self.lowercase})"
