@@ -12,7 +12,8 @@ header and the padding of rows to whole bytes cost a little).
 
 Usage::
 
-    python bench/bench_checkpoint.py           # paper-small and the two image models, ~1 min
+    python bench/bench_checkpoint.py           # paper-small and the image models, ~1 min
+    python bench/bench_checkpoint.py --only image   # the image models only, seconds
     python bench/bench_checkpoint.py --quick   # the tiny configs, seconds
 """
 
@@ -35,7 +36,13 @@ from timing import format_table, verdict  # noqa: E402
 from binedu import ImageClassifier, LanguageModel, load_packed, memory_report, pack_model, save_packed  # noqa: E402
 
 GOAL = 31.9
-MODELS = [(LanguageModel, "paper-small"), (ImageClassifier, "paper-3x3"), (ImageClassifier, "paper-5x5")]
+MODELS = [
+    (LanguageModel, "paper-small"),
+    (ImageClassifier, "paper-3x3"),
+    (ImageClassifier, "paper-5x5"),
+    (ImageClassifier, "paper-3x3-as-printed"),
+    (ImageClassifier, "paper-5x5-as-printed"),
+]
 QUICK_MODELS = [(LanguageModel, "tiny"), (ImageClassifier, "tiny")]
 
 
@@ -67,10 +74,13 @@ def sizes(cls: type, config: str, folder: Path) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the tiny configs (a smoke run)")
+    parser.add_argument("--only", choices=("image", "language"), help="one kind of model only")
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for cls, config in QUICK_MODELS if args.quick else MODELS:
+            if args.only and cls.config_class.kind != args.only:
+                continue
             r = sizes(cls, config, Path(tmp))
             ratio = r["float32"] / r["packed"]
             judged = config == "paper-small"
