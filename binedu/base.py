@@ -60,7 +60,7 @@ class BinaryModule(nn.Module):
         ``weights="pm1"`` (an ablation control, not the paper) maps the bits to -1/+1."""
         if not self.binary:
             return p
-        if self.training or torch.is_grad_enabled():
+        if self.training or torch.is_grad_enabled() or p.is_inference():  # inference tensors have no version
             return self._binarize(quantize_ste(p))
         return self._cached_bits(p)
 
@@ -75,7 +75,8 @@ class BinaryModule(nn.Module):
         keeps its storage and its in-place version counter: an optimizer step,
         ``load_state_dict`` or any in-place write to ``p`` bumps ``p._version`` and
         invalidates it. (Writes through ``p.data`` bypass the version counter: call
-        :meth:`clear_bit_cache` after them.) Switching to train mode clears it. The cache
+        :meth:`clear_bit_cache` after them.) Switching to train mode clears it. Parameters
+        created under ``torch.inference_mode`` have no version counter and are not cached. The cache
         is keyed weakly by the parameter, so it never keeps a model alive, and it is not
         part of the module's state (copies and checkpoints do not carry it).
         """

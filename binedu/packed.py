@@ -305,6 +305,8 @@ class PackedLayer(BinaryModule):
         buffer changes in place (its version counter moves) or is replaced: a decoding step
         then does not redo this small unpack in every layer. Do not modify the result."""
         packed = getattr(self, f"{name}_bits")
+        if packed.is_inference():  # made under torch.inference_mode: no version counter to key on
+            return self.layouts()[name].unpack(packed).to(dtype)
         key = (packed._version, packed.data_ptr(), packed.shape, dtype, packed.device)
         hit = _UNPACKED.get(packed)
         if hit is not None and hit[0] == key:

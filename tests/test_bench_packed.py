@@ -12,6 +12,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
 
 import bench_checkpoint  # noqa: E402
+import bench_generate  # noqa: E402
 import bench_memory  # noqa: E402
 import bench_speed  # noqa: E402
 import timing  # noqa: E402
@@ -42,8 +43,14 @@ def test_speed_rows_on_a_small_layer():
         "dense 40x24, batch 1, lut",
         "dense 40x24, batch 1, dense",
     ]
-    assert rows[0][4] == "<= 1.0" and rows[0][5] in ("yes", "NO")
+    assert rows[0][4] == "<= 0.6" and rows[0][5] in ("yes", "NO")
+    assert rows[3][0] == "dense 40x24, batch 8, auto (= dense)" and rows[3][4] == "<= 1.0"
     assert all(float(r[3]) > 0 for r in rows)
+
+
+def test_speed_batch1_ratios_per_shape():
+    ratios = bench_speed.batch1_ratios([(40, 24), (16, 100)], repeats=1)
+    assert set(ratios) == {"40x24", "16x100"} and all(r > 0 for r in ratios.values())
 
 
 def test_checkpoint_sizes_on_the_tiny_model(tmp_path):
@@ -62,3 +69,34 @@ def test_memory_child_measures_the_tiny_model(tmp_path):
     assert not any(p.is_meta for p in model.parameters())
     with torch.no_grad():
         assert model(torch.zeros(1, 4, dtype=torch.long)).shape == (1, 4, 256)
+
+
+def test_generate_child_measures_each_contender_on_the_tiny_model(tmp_path):
+    files = bench_memory.write_files(tmp_path, "tiny")
+    for kind in bench_generate.KINDS:
+        path = files["float32" if kind == "int8 dynamic" else kind]
+        r = bench_generate.child(kind, path, "tiny", threads=1, prompt_len=4, new_tokens=3, repeats=1)
+        assert r["ttft"] > 0 and r["tokens_per_s"] > 0
+        assert r["peak"] is None or r["peak"] >= 0
+
+
+def test_int8_dynamic_replaces_every_float_dense_layer_and_stays_close():
+    torch.manual_seed(0)
+    model = LanguageModel.from_config("tiny", binary=False).eval()
+    tokens = torch.randint(0, 256, (1, 6))
+    with torch.no_grad():
+        expected = model(tokens)
+        quantized = bench_generate.int8_dynamic(model)
+        got = quantized(tokens)
+    kinds = {type(m).__name__ for m in quantized.modules()}
+    assert "DynamicInt8Linear" in kinds and "BinaryLinear" not in kinds
+    assert got.shape == expected.shape and (got - expected).abs().max() < 0.5 * expected.abs().max()
+
+
+def test_generate_goal_lines_judge_the_ratios():
+    fast = {"ttft": 0.1, "tokens_per_s": 30.0, "peak": 10}
+    slow = {"ttft": 0.1, "tokens_per_s": 10.0, "peak": 200}
+    lines = bench_generate.goal_lines({(1, "packed"): fast, (1, "float32"): slow, (1, "int8 dynamic"): slow}, [1])
+    assert "3.00x yes" in lines[0] and lines[0].endswith("yes") and "20.0x yes" in lines[1]
+    lines = bench_generate.goal_lines({(1, "packed"): slow, (1, "float32"): fast, (1, "int8 dynamic"): fast}, [1])
+    assert "NO" in lines[0] and "NO" in lines[1]

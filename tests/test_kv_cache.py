@@ -213,3 +213,13 @@ def test_cached_eval_output_always_equals_recomputation(steps, seed):
                 layer.train(step == "train")
             if not layer.training:
                 torch.testing.assert_close(layer(x), reference(layer, x))
+
+
+def test_models_built_under_inference_mode_run_without_the_caches():
+    """Inference tensors have no version counter: they are simply not cached."""
+    with torch.inference_mode():
+        model = randomize(LanguageModel.from_config("tiny", **SMALL), seed=3)
+        packed = pack_model(model)
+        tokens = torch.randint(0, 32, (1, 5), generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(packed(tokens), model(tokens), rtol=1e-4, atol=1e-4)
+    assert not any(p in base_module._BIT_CACHE for p in model.parameters())
