@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ...quantize import quantize, quantize_ste
-from .core import Exercise, is_placeholder, register
+from .core import Exercise, Prediction, is_placeholder, register
 
 
 def _tensors_02() -> list[tuple]:
@@ -107,3 +107,27 @@ register(
 )
 
 
+
+
+def _agreement_band(measured: Any) -> str:
+    agree = float(measured.values["agree"])
+    return "almost all" if agree > 0.9 else "almost none" if agree < 0.1 else "about half"
+
+
+register(
+    Prediction(
+        id="02.predict_zero_threshold",
+        title="Predict, then run: shift every latent weight of the trained student, with a zero threshold",
+        options=("almost all", "about half", "almost none"),
+        changed={"rule": "zero"},
+        keys=("agree", "ones"),
+        outcome=_agreement_band,
+        explain=lambda m: (
+            f"Your run (threshold {m.settings['rule']!r}, shift {m.settings.get('shift')}): "
+            f"{float(m.values['agree']):.1%} of the bits still equal the teacher's, "
+            f"{float(m.values['ones']):.1%} of them are 1."
+        ),
+        hint="section 2: a threshold that does not move with the weights sees every weight above it once they all "
+        "drift up. How many of the teacher's bits are 1?",
+    )
+)

@@ -144,8 +144,8 @@ def packing_experiment(in_features: int = 64, out_features: int = 64) -> Measure
 register(
     Prediction(
         id="06.predict_padding",
-        title="Bits stored per parameter when a layer with 9 inputs and 64 units is packed",
-        changed={"in_features": 9},
+        title="Bits stored per parameter when a layer with 12 inputs and 64 units is packed",
+        changed={"in_features": 12},
         keys=("bits_per_parameter",),
         outcome=lambda m: m.values["bits_per_parameter"],
         tolerance=0.05,
@@ -153,7 +153,7 @@ register(
             f"Your run packed {m.values['parameters']:,} parameters into {m.values['packed_bytes']:,} bytes: "
             f"{m.values['bits_per_parameter']:.3f} bits per parameter."
         ),
-        hint="each unit's 9 kernel bits are packed on their own and start a fresh byte; the 64 bias bits fill "
+        hint="each unit's 12 kernel bits are packed on their own and start a fresh byte; the 64 bias bits fill "
         "whole bytes. Count the bytes, times 8, divided by the parameters (kernel and bias).",
     )
 )

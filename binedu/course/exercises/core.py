@@ -365,7 +365,10 @@ def _functions_of(answer: Any) -> Iterator[types.FunctionType]:
             todo.append(obj.func)
         elif isinstance(obj, types.MethodType):
             todo.append(obj.__func__)
-        elif callable(obj) and not isinstance(obj, type | types.BuiltinFunctionType):
+        elif isinstance(obj, type):  # a class the student wrote: its methods run
+            todo.extend(f for k in obj.__mro__ if k.__module__ not in ("builtins",) for f in vars(k).values()
+                        if isinstance(f, types.FunctionType) and not k.__module__.startswith("torch"))
+        elif callable(obj) and not isinstance(obj, types.BuiltinFunctionType):
             for attr in ("forward", "__call__"):
                 fn = getattr(type(obj), attr, None)
                 if isinstance(fn, types.FunctionType):
@@ -377,7 +380,8 @@ def _switched_off(names: Sequence[str], answer: Any, tripped: list[str]) -> Iter
     """Replace every binding of the forbidden objects by a stub (see the module docstring)
     and yield the answer to call (a stub if the answer IS a forbidden object, or a partial
     of one); restore everything on exit."""
-    targets = {id(obj): (obj, _stub(name, tripped)) for name in names for obj in [resolve(name)]}
+    resolved = {name: resolve(name) for name in names}
+    targets = {id(obj): (obj, _stub(name, tripped)) for name, obj in resolved.items()}
     if not targets:
         yield answer
         return
@@ -391,8 +395,8 @@ def _switched_off(names: Sequence[str], answer: Any, tripped: list[str]) -> Iter
 
     try:
         modules = {id(m): m for n, m in list(sys.modules.items()) if n == "binedu" or n.startswith("binedu.")}
-        for name in names:
-            owner = sys.modules.get(getattr(resolve(name), "__module__", "") or "")
+        for name, obj in resolved.items():
+            owner = sys.modules.get(getattr(obj, "__module__", "") or "")
             if owner is not None:
                 modules[id(owner)] = owner
             parent = sys.modules.get(name.rsplit(".", 1)[0])
@@ -418,7 +422,14 @@ def _switched_off(names: Sequence[str], answer: Any, tripped: list[str]) -> Iter
             if fn.__kwdefaults__:
                 swap_in(fn.__kwdefaults__)
         direct = answer.func if isinstance(answer, functools.partial) else answer
-        yield targets[id(direct)][1] if id(direct) in targets else answer
+        if id(direct) in targets:
+            yield targets[id(direct)][1]
+        elif isinstance(direct, type) and (
+            parents := [n for n, o in resolved.items() if isinstance(o, type) and issubclass(direct, o)]
+        ):
+            yield _stub(parents[0], tripped)  # a subclass of a forbidden class inherits the answer
+        else:
+            yield answer
     finally:
         for restore in reversed(undo):
             restore()
@@ -448,6 +459,9 @@ def check(exercise_id: str, answer: Any, *, measured: Any = None, verbose: bool 
     return ok
 
 
+_EXPECTED: dict[str, list[Any]] = {}
+
+
 def _judge(ex: Exercise, answer: Any) -> tuple[bool, str]:
     if is_placeholder(answer):
         return False, "replace the `...` placeholder with your answer, then run the cell again."
@@ -458,7 +472,9 @@ def _judge(ex: Exercise, answer: Any) -> tuple[bool, str]:
         return False, f"this exercise asks for a function, got an object of type {type(answer).__name__}."
     observe = ex.observe or _call
     cases = list(ex.cases())
-    expected = [observe(ex.reference, _clone(case)) for case in cases]  # before anything is switched off
+    if ex.id not in _EXPECTED:  # the references are deterministic: run them once per session
+        _EXPECTED[ex.id] = [observe(ex.reference, _clone(case)) for case in cases]  # before anything is switched off
+    expected = _EXPECTED[ex.id]
     tripped: list[str] = []
     with _switched_off(ex.forbidden, answer, tripped) as run:
         for case, want in zip(cases, expected, strict=True):

@@ -10,7 +10,7 @@ import torch
 
 from ...conv import BinaryConv2d
 from ...model import count_parameters
-from .core import Exercise, register
+from .core import Exercise, Measured, Prediction, register
 
 
 def bncvl_parameters(in_channels: int, out_channels: int, filter_size: int) -> int:
@@ -114,3 +114,27 @@ register(
 )
 
 
+
+
+def _norm_mode_band(measured: Measured) -> str:
+    diff = float(measured.values["val_acc"]) - float(measured.values["channels_val_acc"])
+    return "chw trains better" if diff > 0.02 else "chw trains worse" if diff < -0.02 else "about the same"
+
+
+register(
+    Prediction(
+        id="04.predict_norm_mode",
+        title="Predict, then run: the tiny binary classifier with norm_mode='chw' instead of 'channels'",
+        options=("chw trains better", "about the same", "chw trains worse"),
+        changed={"norm_mode": "chw"},
+        keys=("val_acc", "channels_val_acc"),
+        outcome=_norm_mode_band,
+        explain=lambda m: (
+            f"Your run (norm_mode={m.settings['norm_mode']!r}): best validation accuracy "
+            f"{float(m.values['val_acc']):.3f}, against {float(m.values['channels_val_acc']):.3f} with 'channels' "
+            "(within 0.02 counts as about the same)."
+        ),
+        hint="section 3: with 'chw' one mean and one std serve the whole feature map; a background pixel and a "
+        "stroke pixel keep their difference in size. Which information does each choice hand to the next layer?",
+    )
+)

@@ -5,11 +5,16 @@ Importing this module registers them (binedu.course.exercises imports every note
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
+from ...linear import BinaryLinear
 from ...normalize import EPS, normalize
-from .core import Exercise, register
+from .core import Exercise, Prediction, is_placeholder, register
 
 
 def _normalize_cases() -> list[tuple]:
@@ -55,11 +60,135 @@ register(
     )
 )
 
+def relu_sum_mean(n: int, weights: str) -> float:
+    """Expected value of ``sum_i w_i relu(x_i)`` for ``n`` standard-normal ``x_i`` and fair-coin
+    weights: ``"01"`` (0 or 1) gives ``n / 2 * E[relu(x)] = n / (2 sqrt(2 pi))``, the mean
+    drift of a 0/1 layer; ``"pm1"`` (-1 or +1) gives 0, as E[w] = 0."""
+    if weights not in ("01", "pm1"):
+        raise ValueError(f"weights must be '01' or 'pm1', got {weights!r}")
+    return n / (2 * math.sqrt(2 * math.pi)) if weights == "01" else 0.0
+
+
 register(
     Exercise(
-        id="03.which_trains",
-        title="Which binary model learned the digits: 'with' or 'without' Normalize?",
-        reference=lambda: "with",
-        hint="look at the validation accuracy of the two runs and compare it with chance (1 in 10 for digits).",
+        id="03.relu_sum_mean",
+        title="Mean of a weighted sum of n ReLU inputs, with fair-coin weights 0/1 ('01') or -1/+1 ('pm1')",
+        reference=relu_sum_mean,
+        cases=lambda: [(256, "01"), (256, "pm1"), (1, "01"), (64, "01"), (1000, "pm1")],
+        hint="the mean of a sum is the sum of the means, and w_i and x_i are independent: E[w x] = E[w] E[relu(x)]. "
+        "E[relu(x)] for a standard normal x is 1 / sqrt(2 pi) (half the mean of |x|). What is E[w] for each kind of coin?",
+        rtol=1e-6,
+    )
+)
+
+
+def _scale_band(measured: Any) -> str:
+    std, std_01 = float(measured.values["std"]), float(measured.values["std_01"])
+    if std < 10:
+        return "about 1"
+    if not math.isfinite(std_01) or math.log10(std_01) - math.log10(std) >= 3:
+        return "large, but far below 0/1"
+    return "as large as with 0/1"
+
+
+register(
+    Prediction(
+        id="03.predict_pm1_scale",
+        title="Predict, then run: activation std after the deep stack without Normalize, with -1/+1 weights",
+        options=("about 1", "large, but far below 0/1", "as large as with 0/1"),
+        changed={"weights": "pm1", "normalize": False},
+        keys=("std", "std_01"),
+        outcome=_scale_band,
+        explain=lambda m: (
+            f"Your run ({m.settings['weights']} weights, no Normalize): std {float(m.values['std']):.3g} after the "
+            f"last layer; with 0/1 weights it was {float(m.values['std_01']):.3g}."
+        ),
+        hint="-1/+1 weights remove the mean drift (E[w] = 0), but what does a sum of n terms of size about 1 do to "
+        "the spread, layer after layer?",
+    )
+)
+
+
+# ---------------------------------------------------------------- the capstone
+
+_TASK_STEPS = 200
+
+
+def _capstone_run(layer_cls: Callable[..., Any], args: tuple) -> tuple | None:
+    """Train the README's ten-line task with ``layer_cls`` (BinaryLinear's signature) from a
+    fixed Glorot-uniform start and return every final bit and the accuracy: two correct
+    layers give the same bits, bit for bit."""
+    (seed,) = args
+    x = torch.randn(1024, 16, generator=torch.Generator().manual_seed(seed))
+    y = x.view(-1, 4, 4).sum(-1).argmax(1)  # which group of 4 inputs is largest
+    layers = [layer_cls(16, 64, "relu"), layer_cls(64, 4)]
+    if any(is_placeholder(layer) for layer in layers):
+        return None
+    model = nn.Sequential(*layers)
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for layer in model:
+            w, b = getattr(layer, "weight", None), getattr(layer, "bias", None)
+            if not isinstance(w, nn.Parameter) or not isinstance(b, nn.Parameter):
+                raise TypeError("your layer needs its latent parameters as self.weight (out, in) and self.bias (out,)")
+            bound = math.sqrt(6 / (w.shape[0] + w.shape[1]))
+            w.copy_(torch.rand(w.shape, generator=g, dtype=w.dtype) * 2 * bound - bound)
+            b.zero_()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(_TASK_STEPS):
+        out = model(x)
+        if is_placeholder(out):
+            return None
+        loss = F.cross_entropy(out, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        acc = (model(x).argmax(1) == y).float().mean().item()
+    bits = [(p.detach().double() > p.detach().double().mean()).float() for layer in model for p in (layer.weight, layer.bias)]
+    return (*bits, acc)
+
+
+def _my_binary_linear() -> type[nn.Module]:
+    """The model answer: a BNFCL (Alg. 1) from scratch, with its own Eq. 1, STE and Normalize."""
+
+    class MyBinaryLinear(nn.Module):
+        def __init__(self, in_features: int, out_features: int, activation: str | None = None) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.empty(out_features, in_features))
+            self.bias = nn.Parameter(torch.zeros(out_features))
+            self.activation = activation
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            def ste(p: torch.Tensor) -> torch.Tensor:
+                return p + ((p > p.mean()).float() - p).detach()
+
+            z = F.linear(x, ste(self.weight), ste(self.bias))
+            a = _my_normalize(z)
+            return torch.relu(a) if self.activation == "relu" else a
+
+    return MyBinaryLinear
+
+
+register(
+    Exercise(
+        id="03.capstone",
+        title="Capstone: a binary layer from your own quantize, STE and Normalize, trained bit for bit like BinaryLinear",
+        reference=BinaryLinear,
+        cases=lambda: [(0,)],
+        observe=_capstone_run,
+        forbidden=(
+            "binedu.linear.BinaryLinear",
+            "binedu.quantize.quantize",
+            "binedu.quantize.quantize_ste",
+            "binedu.normalize.normalize",
+            "torch.nn.functional.layer_norm",
+        ),
+        solution=_my_binary_linear(),
+        hint="forward: W_q = your STE of self.weight, b_q = your STE of self.bias (each against its own mean), "
+        "z = F.linear(x, W_q, b_q), then your Normalize over the last axis, then ReLU if activation == 'relu'. "
+        "Keep self.weight and self.bias as the only parameters.",
+        rtol=0,
+        atol=1e-6,
     )
 )
