@@ -27,9 +27,9 @@ async def _until(condition, limit: int = 100_000) -> None:
 
 def test_train_pause_reset_through_the_buttons(widget: LiveTrainingWidget) -> None:
     start_bits = kernel_bits(widget.model[0])
-    start_picture = bytes(widget.plot.value)
+    start_picture = (bytes(widget.curves.value), bytes(widget.bitmap.value))
     assert widget.step == 0 and widget.losses == [] and not widget.running
-    assert start_picture.startswith(b"\x89PNG")
+    assert all(png.startswith(b"\x89PNG") for png in start_picture)
 
     async def session() -> None:
         widget.train_button.click()
@@ -48,12 +48,13 @@ def test_train_pause_reset_through_the_buttons(widget: LiveTrainingWidget) -> No
     assert all(len(rates) == widget.step for rates in widget.flip_rates.values())
     assert not torch.equal(kernel_bits(widget.model[0]), start_bits), "no kernel bit flipped"
     assert widget.bits_changed() > 0 and f"changed since initialisation: {widget.bits_changed()} " in widget.status.value
-    assert bytes(widget.plot.value) != start_picture and "paused" in widget.status.value
+    curves, bitmap = bytes(widget.curves.value), bytes(widget.bitmap.value)
+    assert curves != start_picture[0] and bitmap != start_picture[1] and "paused" in widget.status.value
 
     widget.reset_button.click()
     assert widget.step == 0 and widget.losses == [] and widget.bits_changed() == 0
     assert torch.equal(kernel_bits(widget.model[0]), start_bits), "Reset does not restore the initial model"
-    assert bytes(widget.plot.value) == start_picture
+    assert (bytes(widget.curves.value), bytes(widget.bitmap.value)) == start_picture
 
 
 def test_the_loop_stays_responsive_while_training(widget: LiveTrainingWidget) -> None:

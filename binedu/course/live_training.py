@@ -75,8 +75,10 @@ class LiveTrainingWidget(widgets.VBox):
     """Train / Pause / Reset a tiny binary MLP on the digits and watch its bits flip.
 
     Controls: ``train_button`` ("Train"), ``pause_button`` ("Pause"), ``reset_button``
-    ("Reset"). Displays: ``status`` (HTML: step, loss, validation accuracy, bits changed
-    since initialisation) and ``plot`` (a PNG redrawn after every chunk).
+    ("Reset"). Displays, redrawn after every chunk: ``status`` (HTML: step, loss,
+    validation accuracy, bits changed since initialisation), ``curves`` (PNG: loss and
+    flip rate per layer) and ``bitmap`` (PNG: the first layer's kernel bits and the Eq. 1
+    histogram of its latent weights).
 
     State for tests and for the curious: ``step``, ``losses`` (one per optimizer step),
     ``flip_rates`` (layer -> fraction of its kernel bits that flipped, one per step),
@@ -116,13 +118,14 @@ class LiveTrainingWidget(widgets.VBox):
         self.pause_button = widgets.Button(description="Pause", icon="pause")
         self.reset_button = widgets.Button(description="Reset", button_style="warning", icon="refresh")
         self.status = widgets.HTML()
-        self.plot = widgets.Image(format="png", layout=widgets.Layout(width="960px"))  # 12 in x 80 dpi
+        self.curves = widgets.Image(format="png", layout=widgets.Layout(width="960px"))  # 12 in x 80 dpi
+        self.bitmap = widgets.Image(format="png", layout=widgets.Layout(width="960px"))
         self.train_button.on_click(lambda _: self.start())
         self.pause_button.on_click(lambda _: self.pause())
         self.reset_button.on_click(lambda _: self.reset())
         self.task: asyncio.Task | None = None
         super().__init__(
-            [widgets.HBox([self.train_button, self.pause_button, self.reset_button]), self.status, self.plot]
+            [widgets.HBox([self.train_button, self.pause_button, self.reset_button]), self.status, self.curves, self.bitmap]
         )
         self.reset()
 
@@ -219,12 +222,13 @@ class LiveTrainingWidget(widgets.VBox):
 
     def _draw(self) -> None:
         self._draw_status()
-        self.plot.value = self.render()
+        self.curves.value = self.render_curves()
+        self.bitmap.value = self.render_bits()
 
-    def render(self) -> bytes:
-        """The current picture, as PNG bytes."""
-        fig = Figure(figsize=(12, 6.4), dpi=80)
-        (ax_loss, ax_flip), (ax_bits, ax_hist) = fig.subplots(2, 2)
+    def render_curves(self) -> bytes:
+        """The loss and the flip rate per layer, as PNG bytes."""
+        fig = Figure(figsize=(12, 3.2), dpi=80)
+        ax_loss, ax_flip = fig.subplots(1, 2)
         steps = np.arange(1, self.step + 1)
         ax_loss.plot(steps, self.losses, color="#1f77b4", linewidth=1)
         ax_loss.set(xlabel="optimizer step", ylabel="cross-entropy (batch)", title="Training loss")
@@ -234,6 +238,14 @@ class LiveTrainingWidget(widgets.VBox):
         ax_flip.set(xlabel="optimizer step", ylabel="kernel bits flipped (%)", title="Flip rate per layer, per step")
         ax_flip.set_xlim(0, max(50, self.step))
         ax_flip.legend(fontsize="small", loc="upper right")
+        fig.subplots_adjust(left=0.06, right=0.98, bottom=0.16, top=0.9, wspace=0.18)  # tight_layout: 2x slower
+        return _png(fig)
+
+    def render_bits(self) -> bytes:
+        """The first layer's kernel bits (just-flipped ones coloured) and its Eq. 1 histogram,
+        as PNG bytes; the bits drawn become the reference for the next "just flipped"."""
+        fig = Figure(figsize=(12, 3.4), dpi=80)
+        ax_bits, ax_hist = fig.subplots(1, 2)
         bits = kernel_bits(self.model[0])
         ax_bits.imshow(kernel_bitmap(bits, self.shown_bits), interpolation="nearest")
         flipped = int((bits != self.shown_bits).sum())
@@ -246,10 +258,14 @@ class LiveTrainingWidget(widgets.VBox):
         self.shown_bits = bits
         plot_weight_histogram(self.model[0].weight.detach(), name="layer 1 kernel", ax=ax_hist)
         ax_hist.set_title("Layer 1 latent weights and their bits (Eq. 1)")
-        fig.subplots_adjust(left=0.06, right=0.98, bottom=0.08, top=0.93, wspace=0.18, hspace=0.42)  # tight_layout: 2x slower
-        buf = io.BytesIO()
-        FigureCanvasAgg(fig).print_png(buf)
-        return buf.getvalue()
+        fig.subplots_adjust(left=0.02, right=0.98, bottom=0.16, top=0.86, wspace=0.12)
+        return _png(fig)
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buf)
+    return buf.getvalue()
 
 
 def live_training_widget(**kwargs) -> LiveTrainingWidget:
