@@ -250,3 +250,25 @@ def test_real_subprocesses_train_both_models(tmp_path):
         assert "val_loss" in final_metrics(done.stdout)
     failed = subprocess.run([sys.executable, "-m", "binedu", "train", "--lr", "fast"], cwd=ROOT, capture_output=True, text=True)
     assert failed.returncode == 2 and "invalid float value" in failed.stderr
+
+
+@pytest.mark.parametrize(
+    ("kind", "extra", "named"),
+    [
+        ("image", ["--float"], "model.binary=True (now False)"),
+        ("image", ["--no-normalize"], "model.normalize=True (now False)"),
+        ("image", ["--optimizer", "adamw", "--weight-decay", "0.5"], "weight_decay=0.0 (now 0.5)"),
+        ("language", ["--max-len", "32"], "model.max_len=64 (now 32)"),
+    ],
+)
+def test_a_refused_resume_changes_nothing_in_the_run_folder(image_run, language_run, tmp_path, capsys, kind, extra, named):
+    """run.json once said max_len=32 or binary=false after the resume had been refused."""
+    import shutil
+
+    run = Path(shutil.copytree(image_run if kind == "image" else language_run, tmp_path / kind))
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    argv = IMAGE if kind == "image" else LANGUAGE
+    assert main([*argv, "--max-steps", "9", *extra, "--resume", "--out", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and named in err and err.count("\n") == 1
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
