@@ -108,9 +108,9 @@ def test_normalize_wrong_shape_is_reported(capsys):
 
 
 def test_value_exercise_hides_the_expected_answer(capsys):
-    assert check("01.fits_in_16gb", 64) is False
+    assert check("01.fits_in_24gb", 64) is False
     out = capsys.readouterr().out
-    assert "64" in out and "128" not in out.split("Hint")[0]
+    assert "64" in out and "192" not in out.split("Hint")[0]
     assert core._mismatch(" WITH ", "with", 0, 0) is None  # words ignore case and spaces
     assert core._mismatch("without", "with", 0, 0) is not None
 
@@ -121,8 +121,8 @@ def test_value_exercise_accepts_tolerance_and_tensor_scalars():
     assert check("01.training_gb", expected * (1 + 5e-4), verbose=False)
     assert not check("01.training_gb", expected * 1.01, verbose=False)
     assert not check("01.training_gb", 332_855_098 / 8 / 1e9, verbose=False)  # the 1-bit size is not it
-    assert check("01.fits_in_16gb", torch.tensor(128.0), verbose=False)
-    assert not check("01.fits_in_16gb", "128 billion", verbose=False)
+    assert check("01.fits_in_24gb", torch.tensor(192.0), verbose=False)
+    assert not check("01.fits_in_24gb", "192 billion", verbose=False)
 
 
 def test_student_mutating_its_input_cannot_fool_the_check():

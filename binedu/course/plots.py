@@ -15,6 +15,7 @@ import torch
 from einops import rearrange
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 from torch import nn
 
 from ..history import History
@@ -320,6 +321,7 @@ def plot_memory_bars(num_params_or_model: int | nn.Module, title: str | None = N
     labels = [format_bytes(s) + (f"\n({sizes[0] / s:.0f}x smaller)" if s < sizes[0] else "") for s in sizes]
     ax.bar_label(bars, labels)
     ax.set_ylim(0, sizes[0] * 1.3)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: format_bytes(max(value, 0))))
     ax.set_xlabel("storage per parameter")
     ax.set_ylabel("memory (bytes)")
     ax.set_title(title or f"Memory of {n:,} parameters")

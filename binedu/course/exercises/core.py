@@ -10,7 +10,7 @@ notebook with its ``...`` placeholders still runs top to bottom.
 ``check("02.quantize", my_quantize)`` runs it and ``reference`` on each case and compares.
 
 **Value exercises** (:class:`Exercise` without ``cases``): the student computes a number or
-a word, ``check("01.fits_in_16gb", 128)`` compares it with ``reference()``; the expected
+a word, ``check("01.fits_in_24gb", 192)`` compares it with ``reference()``; the expected
 value is never printed, and no notebook may print it before its exercise (a test scans them).
 
 Writing it yourself (``forbidden``). A function exercise lists the dotted names of the

@@ -49,13 +49,11 @@ register(
 
 register(
     Exercise(
-        id="01.fits_in_16gb",
-        title="Billions of parameters that fit in 16 GB (16 * 10**9 bytes) at 1 bit",
-        reference=lambda: 16e9 * 8 / 1e9,
-        hint="at 1 bit a byte holds 8 parameters; at float16 (2 bytes) the same 16 GB hold only 8 billion.",
+        id="01.fits_in_24gb",
+        title="Billions of parameters that fit in 24 GB (24 * 10**9 bytes) at 1 bit",
+        reference=lambda: 24e9 * 8 / 1e9,
+        hint="at 1 bit a byte holds 8 parameters; at float16 (2 bytes) the same 24 GB hold only 12 billion.",
         rtol=1e-3,
         atol=0,
     )
 )
-
-
