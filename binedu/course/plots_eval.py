@@ -183,7 +183,8 @@ def plot_measured_sizes(
     ax.set_yticks(range(len(names)), names)
     ax.invert_yaxis()  # first entry on top
     for bar, name, value in zip(bars, names, mb, strict=True):
-        times = f", {ref / sizes[name]:.1f}x smaller" if name != ref_name and sizes[name] > 0 else ""
+        smaller = name != ref_name and sizes[name] > 0 and ref / sizes[name] >= 1.05  # "1.0x smaller" says nothing
+        times = f", {ref / sizes[name]:.1f}x smaller" if smaller else ""
         ax.annotate(f" {value:,.2f} MB{times}", (bar.get_width(), bar.get_y() + bar.get_height() / 2), va="center")
     ax.set_xlim(0, max(mb) * 1.45 if max(mb) > 0 else 1)
     ax.set_xlabel("MB (10^6 bytes), measured; linear axis")

@@ -132,7 +132,8 @@ register(
             f"Your run measured a validation perplexity of {m.values['ppl_causal']:.2f} with the mask the model "
             f"was trained with, and {m.values['ppl']:.2f} with the leaky mask."
         ),
-        hint="the leak only helps a model that learned to use it. This model was trained never to see the "
-        "future: what happens to its attention weights when the future positions suddenly get weight too?",
+        hint="with the leaky mask a future position gets the score -1e-10, practically 0, next to the scores "
+        "this model learned for the past: is 0 large or small next to them (section 6's maps)? And could a model "
+        "that never saw the future in training make any use of it?",
     )
 )
