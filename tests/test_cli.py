@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from binedu.__main__ import build_parser, main, plan_train
@@ -272,3 +275,32 @@ def test_a_refused_resume_changes_nothing_in_the_run_folder(image_run, language_
     err = capsys.readouterr().err
     assert "cannot resume" in err and named in err and err.count("\n") == 1
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+@given(value=st.floats(allow_nan=True, allow_infinity=True), low=st.sampled_from([0.0, 1.0]), above=st.booleans())
+def test_a_float_option_accepts_exactly_the_finite_values_in_its_range(value, low, above):
+    import argparse
+
+    from binedu.__main__ import _number
+
+    parse = _number(float, low, above=above)
+    ok = math.isfinite(value) and (value > low if above else value >= low)
+    if ok:
+        assert parse(repr(value)) == value
+    else:
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse(repr(value))
+
+
+@given(value=st.integers(-(2**70), 2**70))
+def test_an_integer_option_accepts_exactly_its_range(value):
+    import argparse
+
+    from binedu.__main__ import POSITIVE, SEED
+
+    for parse, low, high in ((POSITIVE, 1, None), (SEED, 0, 2**63 - 1)):
+        if value >= low and (high is None or value <= high):
+            assert parse(str(value)) == value
+        else:
+            with pytest.raises(argparse.ArgumentTypeError):
+                parse(str(value))

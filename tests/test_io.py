@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from binedu.io import atomic_write, atomic_write_bytes, current_umask
 
@@ -130,3 +132,21 @@ except OSError as exc:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == [str(errno.EFBIG), str(tmp_path / "x.safetensors")], done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@settings(max_examples=50, deadline=None)
+@given(mask=st.integers(0, 0o777), data=st.binary(max_size=64))
+def test_any_umask_gives_the_mode_open_would_give_and_the_bytes_written(mask, data):
+    import tempfile
+
+    old = os.umask(mask)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            os.chmod(folder, 0o700)  # the folder's own mode came from the umask too
+            path = atomic_write_bytes(Path(folder) / "f.bin", data)
+            with open(Path(folder) / "reference", "wb"):
+                pass
+            assert mode(path) == mode(Path(folder) / "reference") == 0o666 & ~mask
+            assert path.read_bytes() == data
+    finally:
+        os.umask(old)
