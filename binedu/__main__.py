@@ -35,7 +35,8 @@ import json
 import math
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -597,24 +598,23 @@ def _user_error(exc: Exception) -> str | None:
     return None
 
 
-class _terminate_as_interrupt:
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
     """SIGTERM (a job scheduler stopping the run) unwinds like Ctrl-C, so the atomic
     writes in progress remove their temporary files (:mod:`binedu.io`)."""
 
-    def __enter__(self) -> None:
-        self.previous = None
-        try:
-            self.previous = signal.signal(signal.SIGTERM, self._raise)
-        except ValueError:  # not the main thread: leave the handler alone
-            pass
-
-    @staticmethod
-    def _raise(signum: int, frame: object) -> None:
+    def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave the handler alone
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
