@@ -18,7 +18,7 @@ def check_tokens(tokens: torch.Tensor, vocab_size: int, max_len: int, start: int
     if not isinstance(tokens, torch.Tensor):
         raise ValueError(f"tokens must be a torch.Tensor, got {type(tokens).__name__}")
     if tokens.dtype not in (torch.int64, torch.int32):  # uint8 would index as a mask, int16 not at all
-        raise ValueError(f"tokens must be an int64 (or int32) tensor of ids, got dtype {tokens.dtype}: use tokens.long()")
+        raise ValueError(f"tokens must be an integer tensor of int64 (or int32) ids, got dtype {tokens.dtype}: use tokens.long()")
     if tokens.ndim != 2:
         raise ValueError(f"tokens must have shape (batch, seq), got shape {tuple(tokens.shape)}")
     if tokens.shape[1] > max_len:

@@ -57,7 +57,7 @@ class ImageClassifier(ConfigModel):
         c = self.config
         expected = (c.in_channels, c.image_size, c.image_size)
         if not isinstance(images, torch.Tensor) or images.dtype != torch.float32:  # packed or not, the same rule
-            raise ValueError(f"images must be a float32 tensor, got {getattr(images, 'dtype', type(images))}")
+            raise ValueError(f"images must be a floating-point tensor of dtype float32, got {getattr(images, 'dtype', type(images))}")
         if images.ndim != 4 or tuple(images.shape[1:]) != expected:
             raise ValueError(f"images must have shape (batch, {', '.join(map(str, expected))}), got {tuple(images.shape)}")
         return self.layers(images)

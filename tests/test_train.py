@@ -277,7 +277,7 @@ def test_token_tensors_of_another_dtype_get_a_clear_error_packed_or_not(dtype):
 
     model = language_model()
     for m in (model, pack_model(model)):
-        with pytest.raises(ValueError, match=f"int64 \\(or int32\\) tensor of ids, got dtype {dtype}"):
+        with pytest.raises(ValueError, match=f"integer tensor of int64 \\(or int32\\) ids, got dtype {dtype}"):
             m(torch.ones(2, 4, dtype=dtype))
     assert model(torch.ones(2, 4, dtype=torch.int32)).shape == model(torch.ones(2, 4, dtype=torch.long)).shape
 
@@ -289,7 +289,7 @@ def test_packed_and_training_image_models_accept_the_same_image_dtypes(dtype):
     model = image_model()
     images = image_set(2).tensors[0]
     for m in (model, pack_model(model)):
-        with pytest.raises(ValueError, match=f"images must be a float32 tensor, got {dtype}"):
+        with pytest.raises(ValueError, match=f"images must be a floating-point tensor of dtype float32, got {dtype}"):
             m(images.to(dtype))
         assert m(images).shape == (2, 10)
 
