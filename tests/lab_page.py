@@ -274,6 +274,22 @@ class LabNotebookPage:
         )
         return scope.locator(".jupyter-widgets.widget-inline-hbox").filter(has=label)
 
+    def button_cell(self, text: str, timeout: float = 60.0) -> Any:
+        """The code cell whose output shows a widget button labelled ``text`` (e.g. "Train")."""
+        cells = self.page.locator(".jp-CodeCell").filter(has=self.button(self.page, text))
+        wait_until(lambda: cells.count() > 0, timeout, f"a button labelled {text!r} in {self.name}")
+        if cells.count() != 1:
+            raise LabPageError(f"{self.name}: {cells.count()} cells show a button labelled {text!r}")
+        return cells.first
+
+    def button(self, scope: Any, text: str) -> Any:
+        """The ipywidgets button in ``scope`` whose label is ``text``."""
+        return scope.locator("button.jupyter-button").filter(has_text=re.compile(rf"^\s*{re.escape(text)}\s*$"))
+
+    def click(self, cell: Any, text: str) -> None:
+        """Click the widget button ``text`` in ``cell``, as a user does."""
+        self.button(cell, text).click()
+
     def select(self, cell: Any, description: str, option: str | None = None) -> str:
         """Choose ``option`` (default: the next one) in the dropdown ``description``; returns it.
 
@@ -335,6 +351,22 @@ class LabNotebookPage:
 
         try:
             return wait_until(changed, timeout, f"{self.name} to redraw its numbers and plot")
+        except LabPageError:
+            self.assert_no_kernel_errors()
+            raise
+
+    def wait_text_change(self, cell: Any, before: OutputSnapshot, timeout: float = 60.0) -> OutputSnapshot:
+        """Wait until the kernel is idle and the numbers the cell shows differ from ``before``
+        (for widgets that draw no plot)."""
+
+        def changed() -> OutputSnapshot | None:
+            if self.kernel_state() != "idle":
+                return None
+            after = self.snapshot(cell)
+            return after if after.numbers != before.numbers else None
+
+        try:
+            return wait_until(changed, timeout, f"{self.name} to redraw its numbers")
         except LabPageError:
             self.assert_no_kernel_errors()
             raise

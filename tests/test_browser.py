@@ -15,13 +15,22 @@ import os
 import re
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
-from lab_page import CHROMIUM_ARGS, LabNotebookPage, LabPageError, chromium_executable, numbers_in, wait_until
+from lab_page import (
+    CHROMIUM_ARGS,
+    LabNotebookPage,
+    LabPageError,
+    OutputSnapshot,
+    chromium_executable,
+    numbers_in,
+    wait_until,
+)
 from lab_server import LabServer, start_lab
 
 from binedu.course.widgets import binarization_widget, memory_widget
@@ -33,6 +42,15 @@ NOTEBOOKS = REPO / "notebooks"
 HARNESS = "harness_widgets.ipynb"
 MEMORY = "01_why_one_bit.ipynb"
 BINARIZATION = "02_binarization.ipynb"
+PACKED_BYTES = "06_bitpacking_32x.ipynb"
+# every notebook that shows a widget, and the test below that runs it and moves its widgets
+WIDGET_NOTEBOOKS = {
+    MEMORY: "test_memory_widget_in_jupyterlab",
+    BINARIZATION: "test_binarization_and_live_training_widgets_in_jupyterlab",
+    PACKED_BYTES: "test_packed_bytes_widget_in_jupyterlab",
+}
+WIDGET_CALL = re.compile(r"\b\w+_widget\(")
+STEP = re.compile(r"step (\d+) of (\d+)")
 
 HARNESS_SETUP = """\
 import sys
@@ -246,9 +264,22 @@ def test_memory_widget_in_jupyterlab(open_notebook: Callable[[str], LabNotebookP
     page.screenshot("after", cell)
 
 
-def test_binarization_widget_in_jupyterlab(open_notebook: Callable[[str], LabNotebookPage]) -> None:
+def test_every_notebook_with_a_widget_is_driven_here() -> None:
+    """A notebook that gains a widget must get a browser test that runs it and moves it."""
+    with_widgets = set()
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        cells = nbformat.read(path, as_version=4).cells
+        if any(c.cell_type == "code" and WIDGET_CALL.search(c.source) for c in cells):
+            with_widgets.add(path.name)
+    assert with_widgets == set(WIDGET_NOTEBOOKS), "update WIDGET_NOTEBOOKS and add a test for the new widget"
+    assert all(name in globals() for name in WIDGET_NOTEBOOKS.values())
+
+
+def test_binarization_and_live_training_widgets_in_jupyterlab(open_notebook: Callable[[str], LabNotebookPage]) -> None:
     """Notebook 02: move the Shift and Scale sliders and switch the threshold rule; the
-    bits, thresholds, layer output and plot shown match what binedu computes."""
+    bits, thresholds, layer output and plot shown match what binedu computes. Then press
+    Train on the live-training widget: the loss curve and the kernel bitmap change while
+    it trains; Pause stops it, Reset brings back the first picture."""
     page = open_notebook(BINARIZATION)
     page.run_all()
     cell = page.widget_cell("Threshold:")
@@ -272,6 +303,75 @@ def test_binarization_widget_in_jupyterlab(open_notebook: Callable[[str], LabNot
     expected.threshold.label = rule
     assert expected.shift.value != 0.0 and expected.scale.value != 1.0, "the sliders did not move"
     assert page.html_numbers(cell) == kernel_numbers(expected.bits_html.value, expected.output_html.value)
+    page.assert_widgets_rendered()
+    page.assert_no_kernel_errors()
+    page.screenshot("after", cell)
+
+    check_live_training(page)
+
+
+def _step(snapshot: OutputSnapshot) -> int:
+    match = STEP.search(snapshot.text)
+    assert match, f"the live-training status shows no step: {snapshot.text[:300]!r}"
+    return int(match.group(1))
+
+
+def check_live_training(page: LabNotebookPage) -> None:
+    """Train, watch both pictures change while it trains, Pause, Reset (notebook 02)."""
+    cell = page.button_cell("Train")
+    fresh = page.snapshot(cell)
+    assert len(fresh.images) == 2, f"expected the curves and the bitmap, the cell shows {len(fresh.images)} images"
+    assert _step(fresh) == 0 and "paused" in fresh.text
+    page.screenshot("live-before", cell)
+
+    page.click(cell, "Train")
+
+    def moved_from(before: OutputSnapshot, min_step: int) -> Callable[[], OutputSnapshot | None]:
+        def check() -> OutputSnapshot | None:
+            now = page.snapshot(cell)
+            readable = len(now.images) == 2 and not any(i.startswith("unreadable") for i in now.images)
+            curves_changed = readable and now.images[0] != before.images[0]
+            bitmap_changed = readable and now.images[1] != before.images[1]
+            return now if curves_changed and bitmap_changed and _step(now) >= min_step else None
+
+        return check
+
+    # while it trains (no Pause yet): the loss curve and the bitmap change, twice over
+    first = wait_until(moved_from(fresh, 10), 120.0, "the live-training pictures to change after Train")
+    assert "training" in first.text
+    second = wait_until(moved_from(first, _step(first) + 10), 120.0, "the pictures to keep changing while training")
+    page.screenshot("live-training", cell)
+
+    page.click(cell, "Pause")
+    paused = wait_until(lambda: (s := page.snapshot(cell)) and "paused" in s.text and s, 60.0, "Pause to stop training")
+    time.sleep(2.0)
+    assert _step(page.snapshot(cell)) == _step(paused) >= _step(second), "training went on after Pause"
+
+    page.click(cell, "Reset")
+    reset = wait_until(lambda: (s := page.snapshot(cell)) and _step(s) == 0 and s, 60.0, "Reset to start again")
+    wait_until(lambda: page.snapshot(cell).images == fresh.images, 30.0, "Reset to redraw the first pictures")
+    assert "paused" in reset.text
+    page.assert_widgets_rendered()
+    page.assert_no_kernel_errors()
+    page.screenshot("live-after", cell)
+
+
+def test_packed_bytes_widget_in_jupyterlab(open_notebook: Callable[[str], LabNotebookPage]) -> None:
+    """Notebook 06: pick another parameter tensor, then another row: the bits and bytes shown change."""
+    page = open_notebook(PACKED_BYTES)
+    page.run_all()
+    cell = page.widget_cell("Layer:")
+    assert page.assert_widgets_rendered() >= 1
+    before = page.snapshot(cell)
+    assert "bits in value order" in before.text
+    page.screenshot("before", cell)
+
+    layer = page.select(cell, "Layer:", "layers.1.weight")  # 16 rows: the Row slider can move
+    after_layer = page.wait_text_change(cell, before)
+    assert layer in after_layer.text
+    row = page.slide(cell, "Row:", "ArrowRight", presses=1)
+    assert row == "1"
+    page.wait_text_change(cell, after_layer)
 
     page.assert_widgets_rendered()
     page.assert_no_kernel_errors()
