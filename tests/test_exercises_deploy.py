@@ -150,3 +150,41 @@ def test_paper_large_megabytes_is_counted_on_the_meta_device():
     assert check("08.mixed_precision_mb", (4 * kept + (n - kept) / 8) / 1e6, verbose=False)
     assert not check("08.mixed_precision_mb", n / 8 / 1e6, verbose=False)  # everything at 1 bit
     assert not check("08.mixed_precision_mb", n * 4 / 1e6, verbose=False)  # everything in float32
+
+
+@given(st.integers(1, 40), st.integers(1, 20))
+def test_packing_experiment_measures_the_row_padding(in_features, out_features):
+    from binedu.course.exercises.bitpacking import packing_experiment
+
+    run = packing_experiment(in_features=in_features, out_features=out_features)
+    bias_bytes = math.ceil(out_features / 8)
+    assert run.values["packed_bytes"] == packed_matrix_bytes(out_features, in_features) + bias_bytes
+    assert run.values["bits_per_parameter"] >= 1.0
+    assert (run.values["bits_per_parameter"] == 1.0) == (in_features % 8 == 0 and out_features % 8 == 0)
+
+
+def test_export_experiment_grades_the_zero_threshold_and_leaves_the_model_alone(capsys):
+    from binedu import ImageClassifier
+    from binedu.course.exercises.core import Measured
+    from binedu.course.exercises.deployment import export_experiment
+    from binedu.data import image_data
+
+    torch.manual_seed(0)
+    model = ImageClassifier.from_config("tiny")
+    with torch.no_grad():  # latent weights far from 0 on average: a zero threshold makes almost every bit 1
+        for p in model.parameters():
+            p.add_(1.0)
+    val = image_data("digits", limit=100).val
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    same = export_experiment(model, val)
+    assert same.values["acc"] == same.values["acc_eq1"] and same.settings == {"threshold": "mean"}
+    zero = export_experiment(model, val, threshold="zero")
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert check("07.predict_export_threshold", "much lower", measured=zero) == (
+        zero.values["acc_eq1"] - zero.values["acc"] >= 0.2
+    )
+    assert "Your run measured" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="threshold"):
+        export_experiment(model, val, threshold="median")
+    graded = Measured(settings={"threshold": "zero"}, values={"acc_eq1": 0.9, "acc": 0.89})
+    assert check("07.predict_export_threshold", "about the same", measured=graded, verbose=False)

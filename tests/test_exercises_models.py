@@ -188,3 +188,18 @@ def test_perplexity_from_binedu_metrics_is_not_accepted(capsys):
     assert "write it yourself" in capsys.readouterr().out
     assert check("05.perplexity", written, verbose=False) is True
     assert check("05.causal_mask", future_mask, verbose=False) is False
+
+
+def test_mask_experiment_with_the_trained_mask_changes_nothing():
+    from binedu import LanguageModel, text_data
+    from binedu.course.exercises.language_model import mask_experiment
+
+    data = text_data("pydoc", tokenizer="char", max_len=16, limit=40)
+    torch.manual_seed(0)
+    model = LanguageModel.from_config("tiny", vocab_size=data.vocab_size)
+    same = mask_experiment(model, data.val)
+    assert same.values["ppl"] == same.values["ppl_causal"]
+    leaky = mask_experiment(model, data.val, leaky_mask=True)
+    assert leaky.values["ppl_causal"] == same.values["ppl_causal"] and leaky.values["ppl"] != same.values["ppl"]
+    assert not any(m.leaky_mask for m in model.modules() if hasattr(m, "leaky_mask")), "the model's mask came back"
+    assert check("05.predict_leaky_swap", "about the same", measured=same) is False  # the run was not changed
