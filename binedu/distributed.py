@@ -35,6 +35,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -48,6 +49,7 @@ from .metrics import Tally, evaluate, evaluation_tally, token_loss
 __all__ = ["Group", "setup", "current", "shutdown", "EpochBatches", "shard_range", "torchrun_env"]
 
 ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+TIMEOUT = timedelta(hours=3)  # how long a collective may wait for the slowest process
 
 
 def torchrun_env() -> dict[str, str]:
@@ -131,7 +133,10 @@ class Group:
         real = (targets != ignore) & (not borrowed)
         nll = nll * (not borrowed)
         correct = (flat.detach().argmax(-1) == targets) & real
-        total_nll, total_correct, count = self.all_sum([float(nll.detach()), float(correct.sum()), float(real.sum())])
+        sums = torch.stack([nll.detach().double(), correct.sum().double(), real.sum().double()])
+        sums = sums.to(self._comm_device())
+        dist.all_reduce(sums)  # one collective (and one device sync) per step
+        total_nll, total_correct, count = sums.tolist()
         tally.nll += total_nll
         tally.correct += int(total_correct)
         tally.count += int(count)
@@ -262,7 +267,8 @@ def setup(device: torch.device | None = None) -> Group:
         cuda = device is not None and device.type == "cuda"
         if cuda:
             torch.cuda.set_device(int(env["LOCAL_RANK"]))
-        dist.init_process_group(backend="nccl" if cuda else "gloo")
+        # long timeout: rank 0 may tokenize WikiText-103 (main_first) while the others wait
+        dist.init_process_group(backend="nccl" if cuda else "gloo", timeout=TIMEOUT)
     _GROUP = Group(dist.get_rank(), dist.get_world_size(), int(env.get("LOCAL_RANK", "0")))
     return _GROUP
 

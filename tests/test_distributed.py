@@ -131,12 +131,12 @@ def worker_result(out: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
 @pytest.fixture(scope="module")
 def two_process_runs(tmp_path_factory):
     """The image and language models trained by 2 processes with per-process batch 4,
-    in one torchrun launch."""
+    and the uninterrupted run of the resume test, in one torchrun launch."""
     folder = tmp_path_factory.mktemp("ddp")
     specs = [
         dict(model=name, n=n, n_val=13, epochs=2, batch_size=4, seed=3, out=str(folder / name))
         for name, n in (("image", 41), ("language", 30))
-    ]
+    ] + [RESUME_RUN | dict(out=str(folder / "uninterrupted"))]
     done = run_worker(*specs)
     assert done.returncode == 0, done.stderr[-3000:]
     return {spec["model"]: (spec, *worker_result(spec["out"])) for spec in specs}
@@ -171,12 +171,12 @@ def test_two_processes_train_like_one_with_the_same_global_batch(two_process_run
     assert all(torch.equal(a, b) for a, b in zip(binary_bits(model).values(), binary_bits(reference).values(), strict=True))
 
 
-def test_resume_after_a_crash_is_bit_identical_under_two_processes(tmp_path):
-    """Float image model with dropout: each rank's random numbers must resume too."""
-    base = dict(model="float-image", n=40, n_val=8, epochs=3, batch_size=4, seed=5, max_steps=12)
-    full = run_worker(base | dict(out=str(tmp_path / "full")))
-    assert full.returncode == 0, full.stderr[-3000:]
+# float image model with dropout: each rank's random numbers must resume too
+RESUME_RUN = dict(model="float-image", n=40, n_val=8, epochs=3, batch_size=4, seed=5, max_steps=12)
 
+
+def test_resume_after_a_crash_is_bit_identical_under_two_processes(tmp_path, two_process_runs):
+    base = RESUME_RUN
     checkpoint = str(tmp_path / "run.safetensors")
     # rank 1 dies reading its 25th image: in step 7 (5 steps per epoch), after the
     # checkpoint of step 6; torchrun then stops rank 0 too
@@ -191,7 +191,8 @@ def test_resume_after_a_crash_is_bit_identical_under_two_processes(tmp_path):
 
     resumed = run_worker(base | dict(out=str(tmp_path / "resumed"), checkpoint=checkpoint, resume=True))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    (a, state_a), (b, state_b) = worker_result(tmp_path / "full"), worker_result(tmp_path / "resumed")
+    _, a, state_a = two_process_runs["float-image"]
+    b, state_b = worker_result(tmp_path / "resumed")
     assert state_a.keys() == state_b.keys() and all(torch.equal(state_a[k], state_b[k]) for k in state_a)
     assert a["history"] == b["history"]
 
