@@ -368,3 +368,105 @@ def test_spellings_cover_the_usual_forms():
     assert {"1403653", "1,403,653", "1_403_653"} <= _spellings(1_403_653)
     assert "41.6" in _spellings(41.60648) and "5.33" in _spellings(5.3257)
     assert "0.5" not in _spellings(0.5) and _spellings("with") == set()
+
+
+# ---------------------------------------------------------------- notebooks 01-04: predictions and the capstone
+
+
+@pytest.mark.parametrize("nb", ["02", "03", "04"])
+def test_notebooks_02_to_04_have_a_predict_then_run_exercise(nb):
+    assert any(e.kind == "prediction" and len(e.options) >= 3 for e in exercises(nb))
+
+
+@pytest.mark.parametrize("ex", [e for e in exercises() if e.notebook in ("01", "02", "03", "04")], ids=lambda e: e.id)
+def test_every_exercise_of_01_to_04_is_checked_in_its_notebook(ex):
+    path = next(NOTEBOOKS.glob(f"{ex.notebook}_*.ipynb"))
+    sources = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"]]
+    assert any(f'check("{ex.id}"' in s for s in sources)
+
+
+def test_zero_threshold_prediction_is_graded_on_the_shifted_bits(capsys):
+    from binedu.course.widgets import threshold_bits
+
+    torch.manual_seed(0)
+    w = torch.randn(8, 32) * 0.3
+    teacher_bits = quantize(w)
+    for rule, truth in (("zero", "about half"), ("mean", "almost all")):
+        bits, _ = threshold_bits(w + 1.0, rule)
+        run = Measured({"rule": rule, "shift": 1.0},
+                       {"agree": (bits == teacher_bits).float().mean().item(), "ones": bits.mean().item()})
+        assert get_exercise("02.predict_zero_threshold").outcome(run) == truth
+    assert check("02.predict_zero_threshold", "about half", measured=run) is False  # rule "mean": not changed
+    assert "still ran with rule='mean'" in capsys.readouterr().out
+
+
+def test_pm1_scale_prediction_on_a_real_deep_stack():
+    from torch import nn
+
+    from binedu import BinaryLinear
+
+    def final_std(weights):
+        torch.manual_seed(0)
+        stack = nn.Sequential(*[BinaryLinear(64, 64, "relu", normalize=False, weights=weights) for _ in range(16)])
+        with torch.no_grad():
+            return stack(torch.randn(256, 64)).std().item()
+
+    run = Measured({"weights": "pm1", "normalize": False}, {"std": final_std("pm1"), "std_01": final_std("01")})
+    assert check("03.predict_pm1_scale", "large, but far below 0/1", measured=run, verbose=False) is True
+    assert check("03.predict_pm1_scale", "about 1", measured=run, verbose=False) is False
+
+
+@pytest.mark.parametrize(("acc", "truth"), [(0.90, "chw trains worse"), (0.97, "about the same"), (0.999, "chw trains better")])
+def test_norm_mode_prediction_bands(acc, truth):
+    run = Measured({"norm_mode": "chw"}, {"val_acc": acc, "channels_val_acc": 0.975})
+    assert check("04.predict_norm_mode", truth, measured=run, verbose=False) is True
+
+
+CAPSTONE_LAYER = '''
+import torch
+import torch.nn.functional as F
+from torch import nn
+from binedu import normalize, quantize  # imported, as a notebook does: switched off during the check
+
+def my_quantize(p):
+    return (p > p.mean()).float()
+
+def my_ste(w):
+    return w + (my_quantize(w) - w).detach()
+
+def my_normalize(z):
+    return (z - z.mean(-1, keepdim=True)) / torch.sqrt(z.var(-1, unbiased=False, keepdim=True) + 1e-5)
+
+class MyBinaryLinear(nn.Module):
+    def __init__(self, in_features, out_features, activation=None):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        nn.init.xavier_uniform_(self.weight)
+        self.bias = nn.Parameter(torch.zeros(out_features))
+        self.activation = activation
+
+    def forward(self, x):
+        a = my_normalize(F.linear(x, my_ste(self.weight), BIAS(self.bias)))
+        return torch.relu(a) if self.activation == "relu" else a
+'''
+
+
+@pytest.mark.parametrize(("bias", "ok", "message"), [
+    ("my_ste", True, ""),
+    ("lambda b: b", False, "differ at index"),  # forgot to binarize the bias
+    ("quantize", False, "write it yourself"),  # binedu's quantize, imported in the notebook
+])
+def test_capstone_layer_from_own_parts_trains_bit_for_bit(bias, ok, message, capsys):
+    namespace = {}
+    exec(CAPSTONE_LAYER.replace("BIAS(", f"({bias})("), namespace)
+    assert check("03.capstone", namespace["MyBinaryLinear"]) is ok
+    assert message in capsys.readouterr().out
+
+
+def test_capstone_refuses_binary_linear_and_its_subclasses(capsys):
+    class Mine(binedu.BinaryLinear):
+        pass
+
+    for answer in (binedu.BinaryLinear, Mine, lambda i, o, a=None: binedu.BinaryLinear(i, o, a)):
+        assert check("03.capstone", answer) is False
+        assert "write it yourself" in capsys.readouterr().out

@@ -366,8 +366,8 @@ def _functions_of(answer: Any) -> Iterator[types.FunctionType]:
         elif isinstance(obj, types.MethodType):
             todo.append(obj.__func__)
         elif isinstance(obj, type):  # a class the student wrote: its methods run
-            todo.extend(f for k in obj.__mro__ if k.__module__ not in ("builtins",) for f in vars(k).values()
-                        if isinstance(f, types.FunctionType) and not k.__module__.startswith("torch"))
+            todo.extend(f for k in obj.__mro__ if k is not object and not k.__module__.startswith("torch")
+                        for f in vars(k).values() if isinstance(f, types.FunctionType))
         elif callable(obj) and not isinstance(obj, types.BuiltinFunctionType):
             for attr in ("forward", "__call__"):
                 fn = getattr(type(obj), attr, None)
