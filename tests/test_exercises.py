@@ -175,7 +175,7 @@ def _wrappers(obj):
     }
 
 
-FORBIDDEN = [(e, name) for e in FUNCTIONS for name in e.forbidden]
+FORBIDDEN = [(e, name) for e in FUNCTIONS for name in e.switched_off]
 
 
 @pytest.mark.parametrize("ex, name", FORBIDDEN, ids=[f"{e.id}:{n}" for e, n in FORBIDDEN])
@@ -208,6 +208,14 @@ def test_no_public_binedu_function_passes_a_function_exercise(ex, tmp_path, monk
     monkeypatch.chdir(tmp_path)  # nothing a wrong call might write lands in the tree
     passing = [name for name, fn in _public_functions().items() if check(ex.id, fn, verbose=False)]
     assert passing == []
+
+
+def test_a_reference_that_a_notebook_can_import_is_switched_off():
+    from binedu.course.exercises.image_model import normalized_loss_floor
+
+    assert "binedu.course.exercises.image_model.normalized_loss_floor" in get_exercise("04.loss_floor").switched_off
+    assert check("04.loss_floor", normalized_loss_floor, verbose=False) is False
+    assert get_exercise("02.preactivation").switched_off == ()  # a lambda cannot be imported
 
 
 def test_every_function_exercise_that_binedu_solves_forbids_it():

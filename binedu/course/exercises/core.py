@@ -22,8 +22,10 @@ it is bound, by a stub that raises :class:`WriteItYourself`: in the module that 
 ``binedu.quantize``, ``from binedu import quantize`` inside binedu, ``binedu.bits.pack_bits``
 alike), and in the student's function's ``__globals__``, closure cells and default arguments
 (a notebook does ``from binedu import quantize``). Handing in the object itself, a wrapper, a
-``functools.partial`` or a module whose ``forward`` calls it all fail with "write it
-yourself"; everything is put back afterwards (``try``/``finally``). Each exercise also has a
+``functools.partial``, a module whose ``forward`` calls it, a class whose methods call it or
+a subclass of a forbidden class all fail with "write it yourself"; everything is put back
+afterwards (``try``/``finally``). The reference itself is switched off too when it can be
+imported by name (:attr:`Exercise.switched_off`). Each exercise also has a
 ``solution``: a model answer written from scratch, used by the tests (default: ``reference``,
 for exercises whose reference is not forbidden).
 
@@ -132,6 +134,22 @@ class Exercise:
         return "value" if self.cases is None else "function"
 
     @property
+    def switched_off(self) -> tuple[str, ...]:
+        """``forbidden`` plus the reference itself when it is importable by name (e.g.
+        ``binedu.course.exercises.image_model.normalized_loss_floor``, which a notebook may
+        import for another section): what a check switches off."""
+        names = self.forbidden
+        module, qualname = getattr(self.reference, "__module__", None), getattr(self.reference, "__qualname__", "")
+        if self.cases is not None and module and "<" not in qualname:
+            name = f"{module}.{qualname}"
+            try:
+                if resolve(name) is self.reference and name not in names:
+                    names = (*names, name)
+            except ValueError:
+                pass
+        return names
+
+    @property
     def notebook(self) -> str:
         return self.id.split(".", 1)[0]
 
@@ -146,7 +164,14 @@ class Exercise:
         function exercise, the expected value for a value exercise."""
         if self.cases is None:
             return self.expected()
-        return self.solution if self.solution is not None else self.reference
+        if self.solution is not None:
+            return self.solution
+        ref = self.reference
+        if isinstance(ref, types.FunctionType):  # a copy: the reference object itself is switched off
+            copy = types.FunctionType(ref.__code__, ref.__globals__, ref.__name__, ref.__defaults__, ref.__closure__)
+            copy.__kwdefaults__ = ref.__kwdefaults__
+            return copy
+        return ref
 
 
 @dataclass(frozen=True)
@@ -476,7 +501,7 @@ def _judge(ex: Exercise, answer: Any) -> tuple[bool, str]:
         _EXPECTED[ex.id] = [observe(ex.reference, _clone(case)) for case in cases]  # before anything is switched off
     expected = _EXPECTED[ex.id]
     tripped: list[str] = []
-    with _switched_off(ex.forbidden, answer, tripped) as run:
+    with _switched_off(ex.switched_off, answer, tripped) as run:
         for case, want in zip(cases, expected, strict=True):
             try:
                 got = observe(run, _clone(case))
