@@ -14,7 +14,10 @@ How the pieces keep a run equal to one process with the same global batch:
   ``batch_size x world_size`` examples and takes its own contiguous slice of each.
   ``batch_size`` is the *per-process* batch, as in PyTorch's ``DistributedSampler``: the
   effective (global) batch is ``batch_size x world_size``. Resuming starts at a global
-  batch index, so a resumed run continues at the exact step.
+  batch index, so a resumed run continues at the exact step. (PyTorch's
+  ``DistributedSampler`` is not used: it deals examples out by stride and pads the order
+  with repeats, so its batches are not those of one process and some examples count
+  twice.)
 - Loss (:meth:`Group.loss`): each rank sums the cross-entropy of its real targets and
   divides by the all-reduced number of real targets of the global batch (times the world
   size, which DDP's gradient averaging divides out), so the gradient is the one of the

@@ -338,6 +338,14 @@ def test_bf16_training_keeps_float32_latents_and_the_bits_of_their_means(make):
     assert logits.dtype == torch.float32  # outside autocast the model is float32 again
 
 
+@pytest.mark.parametrize(("make", "unit"), [(image_model, "img/s="), (language_model, "tok/s=")])
+def test_progress_bar_shows_the_throughput(capsys, make, unit):
+    data = image_set(16) if make is image_model else counting_sequences(16)
+    fit(make(), data, epochs=1, batch_size=8, progress=True, on_epoch=lambda record: None)
+    bar = capsys.readouterr().err
+    assert unit in bar and "loss=" in bar
+
+
 def test_unknown_precision_is_refused():
     with pytest.raises(ValueError, match="unknown precision 'fp16'"):
         fit(image_model(), image_set(8), epochs=1, batch_size=4, precision="fp16", progress=False)
