@@ -404,8 +404,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if args.model == "language" and args.resume and (out / TOKENIZER).is_file():
         spec["tokenizer"] = str(out / TOKENIZER)  # continue with the vocabulary the run started with
-    with procs.main_first():  # rank 0 fills the token cache, the others read it
-        data = _load_data(spec)
+    data = distributed.load_data(procs, spec, _load_data)  # rank 0 first; its tokenizer for all
     overrides: dict[str, Any] = {"binary": not args.float_model, "normalize": not args.no_normalize}
     if args.model == "image":
         overrides |= dict(in_channels=data.in_channels, num_classes=data.num_classes, image_size=data.image_size)

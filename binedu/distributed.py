@@ -34,9 +34,9 @@ How the pieces keep a run equal to one process with the same global batch:
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -49,7 +49,7 @@ from torch.utils.data import Dataset, Sampler, Subset
 
 from .metrics import Tally, evaluate, evaluation_tally, token_loss
 
-__all__ = ["Group", "setup", "current", "shutdown", "EpochBatches", "shard_range", "torchrun_env"]
+__all__ = ["Group", "setup", "current", "shutdown", "EpochBatches", "shard_range", "load_data", "torchrun_env"]
 
 ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 TIMEOUT = timedelta(hours=3)  # how long a collective may wait for the slowest process
@@ -180,15 +180,38 @@ class Group:
         prefix = f"rank{self.rank}/"
         return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
-    @contextmanager
-    def main_first(self) -> Iterator[None]:
-        """Rank 0 runs the block first (e.g. builds a cache), then the others (which
-        then find it)."""
-        if not self.is_main:
-            self.barrier()
-        yield
+    def broadcast_json(self, value: Any) -> Any:
+        """Rank 0's JSON-able ``value`` on every rank (sent as UTF-8 bytes, never pickled)."""
+        if not self.active:
+            return value
+        device = self._comm_device()
+        data = json.dumps(value).encode() if self.is_main else b""
+        size = torch.tensor([len(data)], dtype=torch.int64, device=device)
+        dist.broadcast(size, src=0)
+        buffer = torch.zeros(int(size), dtype=torch.uint8, device=device)
         if self.is_main:
-            self.barrier()
+            buffer.copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+        dist.broadcast(buffer, src=0)
+        return value if self.is_main else json.loads(buffer.cpu().numpy().tobytes().decode())
+
+
+def load_data(procs: Group, spec: dict[str, Any], load: Callable[[dict[str, Any]], Any]) -> Any:
+    """``load(spec)`` on every rank, rank 0 first (it tokenizes and fills the token
+    cache); for text (``spec["kind"] == "language"``) the other ranks take rank 0's
+    tokenizer instead of fitting their own, so every rank has the same vocabulary and
+    WordPiece is trained once."""
+    if not procs.active:
+        return load(spec)
+    data = load(spec) if procs.is_main else None
+    if spec.get("kind") != "language":
+        procs.barrier()
+        return data if procs.is_main else load(spec)
+    vocabulary = procs.broadcast_json(data.tokenizer.to_dict() if procs.is_main else None)
+    if procs.is_main:
+        return data
+    from .data.tokenizers import tokenizer_from_dict
+
+    return load(spec | {"tokenizer": tokenizer_from_dict(vocabulary, "rank 0's tokenizer"), "vocab_size": None})
 
 
 def shard_range(n: int, rank: int, world_size: int) -> range:
@@ -270,7 +293,7 @@ def setup(device: torch.device | None = None) -> Group:
         cuda = device is not None and device.type == "cuda"
         if cuda:
             torch.cuda.set_device(int(env["LOCAL_RANK"]))
-        # long timeout: rank 0 may tokenize WikiText-103 (main_first) while the others wait
+        # long timeout: rank 0 may tokenize WikiText-103 (load_data) while the others wait
         dist.init_process_group(backend="nccl" if cuda else "gloo", timeout=TIMEOUT)
     _GROUP = Group(dist.get_rank(), dist.get_world_size(), int(env.get("LOCAL_RANK", "0")))
     return _GROUP

@@ -22,7 +22,7 @@ from ..io import atomic_write
 from .errors import DataError
 from .merges import learn_merges
 
-__all__ = ["Tokenizer", "CharTokenizer", "WordPieceTokenizer", "load_tokenizer", "pre_tokenize"]
+__all__ = ["Tokenizer", "CharTokenizer", "WordPieceTokenizer", "load_tokenizer", "tokenizer_from_dict", "pre_tokenize"]
 
 UNKNOWN_CHAR = "\ufffd"  # what CharTokenizer.decode shows for the unknown id
 
@@ -333,6 +333,11 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise DataError(f"{path} is not a tokenizer JSON file: {err}") from err
+    return tokenizer_from_dict(data, str(path))
+
+
+def tokenizer_from_dict(data: Any, source: str = "tokenizer") -> Tokenizer:
+    """The tokenizer a ``to_dict()`` describes (``source`` names it in errors)."""
     kind = data.get("type") if isinstance(data, dict) else None
     try:
         if kind == "char":
@@ -340,5 +345,5 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
         if kind == "wordpiece":
             return WordPieceTokenizer(data["vocab"], lowercase=bool(data.get("lowercase", True)))
     except (KeyError, TypeError, ValueError) as err:
-        raise DataError(f"{path} is a malformed {kind} tokenizer file: {err}") from err
-    raise DataError(f"{path}: unknown tokenizer type {kind!r}; expected 'char' or 'wordpiece'")
+        raise DataError(f"{source} is a malformed {kind} tokenizer file: {err}") from err
+    raise DataError(f"{source}: unknown tokenizer type {kind!r}; expected 'char' or 'wordpiece'")
