@@ -39,7 +39,7 @@ register(
         title="Normalize(z): zero mean, unit standard deviation over the last axis, no parameters",
         reference=lambda z: normalize(z, -1),
         cases=_normalize_cases,
-        forbidden=("binedu.normalize.normalize", "torch.nn.functional.layer_norm"),
+        forbidden=("binedu.normalize.normalize", "torch.nn.functional.layer_norm", "torch.layer_norm"),
         solution=_my_normalize,
         hint=f"(z - mean) / sqrt(var + eps) over dim=-1 with keepdim=True; var is the population variance "
         f"(unbiased=False) and eps = {EPS}.",
@@ -183,6 +183,7 @@ register(
             "binedu.quantize.quantize_ste",
             "binedu.normalize.normalize",
             "torch.nn.functional.layer_norm",
+            "torch.layer_norm",
         ),
         solution=_my_binary_linear(),
         hint="forward: W_q = your STE of self.weight, b_q = your STE of self.bias (each against its own mean), "
