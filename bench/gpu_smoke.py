@@ -153,7 +153,9 @@ def check_cli(device: torch.device, folder: Path) -> str:
 def check_rng_resume(device: torch.device, folder: Path) -> str:
     """A float image model with dropout stopped at step 7 and resumed equals an
     uninterrupted run of 15 steps, bit for bit."""
-    torch.use_deterministic_algorithms(True)
+    # warn_only: AdaptiveAvgPool2d's CUDA backward is flagged, though with a 1x1 output
+    # every input gets exactly one gradient (nothing is accumulated out of order)
+    torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         data = food101_like(96, 8, 10)
         common = dict(epochs=3, batch_size=16, lr=1e-3, seed=4, progress=False, device=device, max_steps=15)
@@ -173,10 +175,13 @@ def check_rng_resume(device: torch.device, folder: Path) -> str:
         fit(resumed, data, checkpoint=path, resume=True, **common)
     finally:
         torch.use_deterministic_algorithms(False)
-    same = all(torch.equal(a, b) for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True))
+    pairs = list(zip(full.state_dict().values(), resumed.state_dict().values(), strict=True))
+    same = all(torch.equal(a, b) for a, b in pairs)
+    gap = max(float((a - b).abs().max()) for a, b in pairs)
     keys = sorted(k for k in read_training_checkpoint(path).tensors if k.startswith("rng"))
     verdict = "PASS" if same else "FAIL"
-    return f"{verdict} stop at step 7 + resume == 15 uninterrupted steps with dropout ({'bit-identical' if same else 'DIFFERENT'}); RNG keys {keys}"
+    found = "bit-identical" if same else f"DIFFERENT, largest gap {gap:.2e} (tiny: a nondeterministic kernel; large: the dropout masks, i.e. the RNG state)"
+    return f"{verdict} stop at step 7 + resume == 15 uninterrupted steps with dropout ({found}); RNG keys {keys}"
 
 
 def check_torchrun(steps: int, device: torch.device, dry_run: bool, one_process_rate: float) -> str:
