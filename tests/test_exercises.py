@@ -15,7 +15,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import binedu
-from binedu.course.exercises import Exercise, Measured, Prediction, check, core, exercises, get_exercise, register
+from binedu.course.exercises import (
+    Exercise,
+    Measured,
+    Prediction,
+    check,
+    core,
+    exercises,
+    get_exercise,
+    register,
+    solution,
+)
 from binedu.course.exercises.core import resolve
 from binedu.quantize import quantize
 from binedu.units import bytes_at_bits
@@ -478,3 +488,14 @@ def test_capstone_refuses_binary_linear_and_its_subclasses(capsys):
     for answer in (binedu.BinaryLinear, Mine, lambda i, o, a=None: binedu.BinaryLinear(i, o, a)):
         assert check("03.capstone", answer) is False
         assert "write it yourself" in capsys.readouterr().out
+
+
+def test_solution_is_one_call_away_and_never_for_a_prediction(capsys):
+    assert "(p > p.mean())" in solution("02.quantize") and "def " in capsys.readouterr().out
+    assert "192" in solution("01.fits_in_24gb")
+    assert "class MyBinaryLinear" in solution("03.capstone")
+    text = solution("02.preactivation")
+    assert text.splitlines()[1].startswith("lambda x, w, b:")
+    assert "no answer to copy" in solution("04.predict_norm_mode")
+    with pytest.raises(ValueError, match="unknown exercise"):
+        solution("nope")

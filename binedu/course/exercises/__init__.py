@@ -15,6 +15,6 @@ from . import (  # noqa: F401  (importing a notebook's module registers its exer
     paper_scale,
     why_one_bit,
 )
-from .core import Exercise, Measured, Prediction, check, exercises, get_exercise, register
+from .core import Exercise, Measured, Prediction, check, exercises, get_exercise, register, solution
 
-__all__ = ["Exercise", "Prediction", "Measured", "register", "check", "exercises", "get_exercise"]
+__all__ = ["Exercise", "Prediction", "Measured", "register", "check", "exercises", "get_exercise", "solution"]

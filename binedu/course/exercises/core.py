@@ -12,6 +12,7 @@ notebook with its ``...`` placeholders still runs top to bottom.
 **Value exercises** (:class:`Exercise` without ``cases``): the student computes a number or
 a word, ``check("01.fits_in_24gb", 192)`` compares it with ``reference()``; the expected
 value is never printed, and no notebook may print it before its exercise (a test scans them).
+:func:`solution` shows a model answer on demand (``solution("02.quantize")``).
 
 Writing it yourself (``forbidden``). A function exercise lists the dotted names of the
 functions that would solve it for the student, e.g.
@@ -80,6 +81,7 @@ __all__ = [
     "check",
     "exercises",
     "get_exercise",
+    "solution",
     "BITS_PER_BYTE",
 ]
 
@@ -255,6 +257,30 @@ def exercises(notebook: str | int | None = None) -> list[AnyExercise]:
     """All registered exercises, or those of one notebook (``"02"`` or ``2``)."""
     key = None if notebook is None else f"{int(notebook):02d}"
     return [e for e in _REGISTRY.values() if key is None or e.notebook == key]
+
+
+def solution(exercise_id: str) -> str:
+    """Print (and return) a model answer, one call away and never on the page unless asked
+    for: the source of a function exercise's ``solution`` (or its reference), the value of
+    a value exercise, and for a prediction the reminder that only the student's run
+    decides."""
+    ex = get_exercise(exercise_id)
+    if isinstance(ex, Prediction):
+        text = f"[{ex.id}] There is no answer to copy: change {dict(ex.changed)} in the experiment, run it, and compare."
+    elif ex.cases is None:
+        text = f"[{ex.id}] {_show(ex.expected())}\n💡 How: {ex.hint}"
+    else:
+        try:
+            import inspect
+            import textwrap
+
+            source = textwrap.dedent(inspect.getsource(ex.model_answer())).strip()
+            source = source.removeprefix("reference=").removesuffix(",")  # a lambda inside register(...)
+        except (OSError, TypeError):
+            source = f"(no source to show) 💡 {ex.hint}"
+        text = f"[{ex.id}] A model answer:\n{source}"
+    print(text)
+    return text
 
 
 # ---------------------------------------------------------------- comparing answers
