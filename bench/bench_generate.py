@@ -13,8 +13,10 @@ construction does not count) and uses the same :class:`binedu.kv_cache.KVCache`
 
 Reported per model: time to first token (the prefill of the prompt, first token
 included), decode tokens/s over the remaining new tokens (best of ``--repeats`` runs),
-and the peak resident memory while generating, above the process's baseline (Linux
-``VmHWM``; other systems print "n/a"). A tiny-model row runs in seconds.
+and the peak resident memory while generating (model included), above the process's
+baseline after a warm-up on tiny models (Linux ``VmHWM``; other systems print "n/a";
+measured in a last run with glibc's mmap threshold fixed, see
+:func:`fixed_mmap_threshold`). A tiny-model row runs in seconds.
 
 Goals (issue 11): packed / float32 decode tokens/s >= 2.5x at 1 and at 2 threads;
 packed >= int8 dynamic; float32 / packed peak memory while generating >= 16x.
@@ -28,6 +30,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import subprocess
@@ -46,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bench_memory  # noqa: E402
 from timing import format_table, verdict  # noqa: E402
 
-from binedu import BinaryLinear  # noqa: E402
+from binedu import BinaryLinear, LanguageModel, pack_model  # noqa: E402
 from binedu.generate import generate  # noqa: E402
 
 KINDS = ("packed", "float32", "int8 dynamic")
@@ -83,15 +86,46 @@ def int8_dynamic(model: nn.Module) -> nn.Module:
     return model
 
 
+def fixed_mmap_threshold(nbytes: int = 1 << 16) -> None:
+    """Make glibc serve every block above ``nbytes`` by ``mmap``, so that freeing it
+    returns it to the OS at once. By default the threshold grows with the largest block
+    freed (up to 32 MiB), and freed blocks below it stay in the heap and in RSS: the
+    peak would then measure the allocator's history, not the memory generation needs.
+    Set only before the memory run (``mmap`` per block costs time)."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, nbytes)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def peak_supported() -> bool:
     return Path("/proc/self/status").exists() and Path("/proc/self/clear_refs").exists()
 
 
-def child(kind: str, path: Path, config: str, threads: int, prompt_len: int, new_tokens: int, repeats: int) -> dict:
-    """Run in the measuring process: load, then time generation and measure its peak memory."""
+def warm_up() -> None:
+    """Run every kernel once on tiny models (float32, packed, int8), so that one-time library
+    set-up (thread pools, BLAS buffers) is part of the baseline, not of a model's peak."""
+    torch.manual_seed(0)
+    tiny = LanguageModel.from_config("tiny", max_len=20)
+    for model in (LanguageModel.from_config("tiny", binary=False, max_len=20), pack_model(tiny), int8_dynamic(
+        LanguageModel.from_config("tiny", binary=False, max_len=20))):
+        generate(model.eval(), list(range(1, PROMPT + 1)), max_new_tokens=3, temperature=0)
+
+
+def child(
+    kind: str, path: Path, config: str, threads: int, prompt_len: int, new_tokens: int, repeats: int, what: str
+) -> dict:
+    """Run in a fresh measuring process: load ``kind``, then either time generation
+    (``what="speed"``: time to first token, decode tokens/s) or measure its peak memory
+    (``what="memory"``, in a process of its own: timing runs would otherwise leave their
+    heap behind)."""
     torch.set_num_threads(threads)
+    memory = what == "memory" and peak_supported()
+    if memory:
+        fixed_mmap_threshold()
+    warm_up()
     bench_memory.settle()
-    baseline = bench_memory.rss_bytes() if peak_supported() else 0
+    baseline = bench_memory.rss_bytes() if memory else 0
     model = bench_memory.load("float32" if kind == "int8 dynamic" else kind, path, config)
     bench_memory.touch(model)
     if kind == "int8 dynamic":
@@ -103,37 +137,46 @@ def child(kind: str, path: Path, config: str, threads: int, prompt_len: int, new
         generate(model, prompt, max_new_tokens=count, temperature=0)
         return time.perf_counter() - start
 
-    run(2)  # warm-up
-    peak = None
-    if peak_supported():
+    if what == "memory":
+        if not memory:
+            return {"peak": None}
         bench_memory.settle()
         bench_memory.reset_peak()
         run(new_tokens)
-        peak = bench_memory.peak_bytes() - baseline
+        return {"peak": bench_memory.peak_bytes() - baseline}
+    run(2)  # warm-up
     first = min(run(1) for _ in range(repeats))
     total = min(run(new_tokens) for _ in range(repeats))
-    return {"ttft": first, "tokens_per_s": (new_tokens - 1) / (total - first), "peak": peak}
+    return {"ttft": first, "tokens_per_s": (new_tokens - 1) / (total - first)}
 
 
-def measure(kind: str, path: Path, config: str, threads: int, prompt_len: int, new_tokens: int, repeats: int) -> dict:
+def measure(
+    kind: str, path: Path, config: str, threads: int, prompt_len: int, new_tokens: int, repeats: int, what: str
+) -> dict:
     """Run :func:`child` in a fresh interpreter."""
     cmd = [sys.executable, __file__, "--child", kind, str(path), "--config", config, "--threads", str(threads)]
-    cmd += ["--prompt", str(prompt_len), "--new", str(new_tokens), "--repeats", str(repeats)]
+    cmd += ["--prompt", str(prompt_len), "--new", str(new_tokens), "--repeats", str(repeats), "--what", what]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
-        raise RuntimeError(f"{kind} ({config}, {threads} threads) failed:\n{done.stderr}")
+        raise RuntimeError(f"{kind} ({config}, {threads} threads, {what}) failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def config_rows(config: str, threads_list: list[int], prompt_len: int, new_tokens: int, repeats: int) -> tuple[list, dict]:
-    """Table rows for one configuration, and the results by (threads, kind)."""
+    """Table rows for one configuration, and the results by (threads, kind): speed at each
+    thread count, peak memory once per model (1 thread, its own process)."""
     results: dict[tuple[int, str], dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         files = bench_memory.write_files(Path(tmp), config)
         files["int8 dynamic"] = files["float32"]
+        peaks = {}
+        for kind in KINDS:
+            peaks[kind] = measure(kind, files[kind], config, 1, prompt_len, new_tokens, 1, "memory")["peak"]
         for threads in threads_list:
             for kind in KINDS:
-                results[threads, kind] = measure(kind, files[kind], config, threads, prompt_len, new_tokens, repeats)
+                print(f"  {config}, {threads} thread(s), {kind} ...", file=sys.stderr, flush=True)
+                speed = measure(kind, files[kind], config, threads, prompt_len, new_tokens, repeats, "speed")
+                results[threads, kind] = speed | {"peak": peaks[kind]}
     rows = []
     for threads in threads_list:
         f32 = results[threads, "float32"]
@@ -182,13 +225,14 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--new", type=int, default=NEW, help="new tokens")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per model (default 2, quick 1)")
     parser.add_argument("--config", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--what", default="speed", help=argparse.SUPPRESS)
     parser.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 2)
     if args.child:
         kind, path = args.child
         threads = (args.threads or [1])[0]
-        print(json.dumps(child(kind, Path(path), args.config, threads, args.prompt, args.new, repeats)))
+        print(json.dumps(child(kind, Path(path), args.config, threads, args.prompt, args.new, repeats, args.what)))
         return ""
     threads_list = args.threads or [1, 2]
     new_tokens = min(args.new, 8) if args.quick else args.new
@@ -198,7 +242,7 @@ def main(argv: list[str] | None = None) -> str:
         config_rows_, results = config_rows(config, threads_list, args.prompt, new_tokens, repeats)
         rows += config_rows_
     table = format_table(
-        ["model", "first token ms", "decode tok/s", "vs float32", "peak MiB", "float32 / this peak"], rows
+        ["model", "first token ms", "decode tok/s", "vs float32", "peak MiB (1 thread)", "float32 / this peak"], rows
     )
     header = (
         f"bench_generate: batch 1, {args.prompt}-token prompt, {new_tokens} new tokens, greedy, KV cache; "
