@@ -141,16 +141,20 @@ def lut_matmul(x: torch.Tensor, weight_bits: torch.Tensor, chunk_elements: int =
 def _lut_matmul(x: torch.Tensor, weight_bits: torch.Tensor, chunk_elements: int) -> torch.Tensor:
     rows, n_x = x.shape
     groups_count, n_units = weight_bits.shape
-    groups = F.pad(x, (0, 8 * groups_count - n_x)).unflatten(-1, (groups_count, 8))  # (rows, G, 8)
-    table = x.new_zeros(rows, groups_count, 256)
+    if n_x < 8 * groups_count:  # the last group is padded with zero inputs
+        x = F.pad(x, (0, 8 * groups_count - n_x))
+    groups = x.reshape(rows, groups_count, 8)
+    table = x.new_empty(rows, groups_count, 256)
+    table[..., 0] = 0  # the empty subset
     for j in range(8):  # T[..., v + 2**j] = T[..., v] + x_j: every subset sum, additions only
         size = 1 << j
-        table[..., size : 2 * size] = table[..., :size] + groups[..., j : j + 1]
-    out = x.new_zeros(rows, n_units)
+        torch.add(table[..., :size], groups[..., j : j + 1], out=table[..., size : 2 * size])
     step = max(1, chunk_elements // max(1, rows * n_units))  # groups per chunk
+    out = None
     for g in range(0, groups_count, step):
         index = weight_bits[g : g + step].long().expand(rows, -1, -1)  # (rows, step, n_units)
-        out += table[:, g : g + step].gather(2, index).sum(1)
+        part = table[:, g : g + step].gather(2, index).sum(1)
+        out = part if out is None else out.add_(part)
     return out
 
 
