@@ -397,10 +397,19 @@ def test_a_deeply_nested_structure_raises_checkpoint_error(tmp_path, good_file, 
 
 
 def test_normalize_with_affine_parameters_is_refused_in_a_user_model(tmp_path):
+    """With its scale and shift stored as bytes, this used to escape as a RuntimeError
+    from load_state_dict."""
     path = save_packed(nn.Sequential(BinaryLinear(8, 4), Normalize(4)), tmp_path / "m.safetensors")
-    edited = rewrite(path, tmp_path / "e.safetensors", edit_tree=_set(["children", "1", "args", "affine"], True))
-    with pytest.raises(CheckpointError, match="affine"):
-        load_packed(edited)
+    affine = {"1.scale": torch.ones(4, dtype=torch.uint8), "1.shift": torch.zeros(4, dtype=torch.uint8)}
+    for extra in ({}, affine):
+        edited = rewrite(
+            path,
+            tmp_path / "e.safetensors",
+            edit_tree=_set(["children", "1", "args", "affine"], True),
+            edit_tensors=lambda t, extra=extra: t.update(extra),
+        )
+        with pytest.raises(CheckpointError, match="affine"):
+            load_packed(edited)
 
 
 @pytest.mark.parametrize(
