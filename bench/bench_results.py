@@ -51,7 +51,7 @@ import platform
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -84,12 +84,12 @@ BASELINE = "float32 (learnable norm)"
 HARD_VARIANTS = ("binary", BASELINE)  # the budget leaves the literal reading to digits
 
 IMAGE = dict(batch_size=32, lr=3e-3, optimizer="adam", warmup_steps=20, record_every=10_000)
-EPOCHS = {"digits": 12, "digits-hard": 8}
+EPOCHS = {"digits": 10, "digits-hard": 6}
 HARD_COPIES = 2  # distortions of each training digit
 LANGUAGE = dict(batch_size=32, optimizer="adamw", warmup_steps=20, record_every=10_000)
 LM_VARIANTS = {"binary": dict(binary=True), "float32": dict(binary=False)}
 LM_RATES = (3e-3, 1e-2, 3e-2)
-LM_EPOCHS = 4
+LM_EPOCHS = 3
 QUICK = dict(limit=30, epochs=1, lm_examples=64, lm_val=32, lm_epochs=2, seeds=1)
 
 
@@ -164,6 +164,10 @@ def run_all(jobs: list[tuple], workers: int, threads: int) -> list[dict[str, Any
     context = multiprocessing.get_context("spawn")  # no fork of a process that may hold OpenMP threads
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init, initargs=(threads,)) as pool:
         futures = [pool.submit(fn, *args) for fn, *args in jobs]
+        for done, future in enumerate(as_completed(futures), start=1):
+            r = future.result()
+            print(f"[{done}/{len(jobs)}] {r.get('task', 'lm')} {r['variant']} {r.get('seed', r.get('lr'))}: "
+                  f"{r['seconds']:.0f} s", file=sys.stderr, flush=True)
         return [f.result() for f in futures]
 
 
