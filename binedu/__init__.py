@@ -14,6 +14,7 @@ from .embedding import BinaryEmbedding
 from .generate import generate
 from .history import History
 from .image_model import ImageClassifier
+from .kv_cache import KVCache
 from .language_model import LanguageModel
 from .linear import BinaryLinear
 from .memory import memory_report
@@ -44,6 +45,7 @@ __all__ = [
     "LanguageModel",
     "ImageConfig",
     "LanguageConfig",
+    "KVCache",
     "count_parameters",
     # 1 bit for real
     "pack_bits",
