@@ -8,7 +8,7 @@ import struct
 
 import pytest
 import torch
-from train_fixtures import counting_sequences, image_model, image_set, language_model
+from train_fixtures import Crashing, counting_sequences, image_model, image_set, language_model
 
 from binedu.train import fit
 from binedu.train_checkpoint import (
@@ -52,21 +52,6 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, make, da
     assert resumed.to_dict() == full.to_dict()
     assert read_training_checkpoint(path).state["step"] == 13
 
-
-class Crashing(torch.utils.data.Dataset):
-    """A data set that fails after ``after`` item reads, like a run killed mid-epoch."""
-
-    def __init__(self, data, after: int) -> None:
-        self.data, self.left = data, after
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, i):
-        self.left -= 1
-        if self.left < 0:
-            raise RuntimeError("killed")
-        return self.data[i]
 
 
 def test_a_run_killed_mid_epoch_resumes_from_its_last_periodic_checkpoint(tmp_path):

@@ -53,3 +53,19 @@ def image_model(seed: int = 0, **overrides) -> ImageClassifier:
 def language_model(seed: int = 0, **overrides) -> LanguageModel:
     torch.manual_seed(seed)
     return LanguageModel.from_config("tiny", **(TINY_LM | overrides))
+
+
+class Crashing(torch.utils.data.Dataset):
+    """``data`` that fails after ``after`` item reads, like a run killed mid-epoch."""
+
+    def __init__(self, data, after: int) -> None:
+        self.data, self.left = data, after
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i):
+        self.left -= 1
+        if self.left < 0:
+            raise RuntimeError("killed")
+        return self.data[i]
