@@ -8,6 +8,7 @@ import struct
 
 import pytest
 import torch
+from helpers import same_weights
 from train_fixtures import Crashing, counting_sequences, image_model, image_set, language_model
 
 from binedu.train import fit
@@ -17,11 +18,6 @@ from binedu.train_checkpoint import (
     read_training_checkpoint,
     save_training_checkpoint,
 )
-
-
-def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 @pytest.mark.parametrize(

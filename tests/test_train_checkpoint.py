@@ -10,6 +10,7 @@ import os
 import pytest
 import torch
 from file_probes import measure, no_hang, read_raw, write_raw
+from helpers import same_weights
 from train_fixtures import image_model, language_model
 
 from binedu.train_checkpoint import (
@@ -19,11 +20,6 @@ from binedu.train_checkpoint import (
     read_training_checkpoint,
     save_training_checkpoint,
 )
-
-
-def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 @pytest.fixture
