@@ -17,7 +17,7 @@ def bnfcl_parameters(n_x: int, n_units: int) -> int:
 def paper_packed_megabytes(name: str) -> float:
     """Megabytes (10**6 bytes) of a paper model stored at 1 bit per parameter, counted on
     the meta device (nothing allocated)."""
-    from ..widgets import paper_model_parameters  # imported late: widgets imports this package
+    from ..widgets import paper_model_parameters  # imported late: only this check needs ipywidgets
 
     return bytes_at_bits(paper_model_parameters(name), 1) / 1e6
 
