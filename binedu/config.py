@@ -137,6 +137,19 @@ IMAGE_CONFIGS: dict[str, ImageConfig] = {
         dense_units=(64,),
         dropout=(0.2,),
     ),
+    # The 28x28 "digits-hard" task (binedu.data.hard_digits explains both changes): two
+    # more pooled blocks, so the last features see the whole (shifted, rescaled) digit
+    # before the global average pool, and the conv normalization over C,H,W, which keeps
+    # the strokes stronger than the noisy background (per-pixel channel normalization does not).
+    "tiny-28": ImageConfig(
+        in_channels=1,
+        num_classes=10,
+        image_size=28,
+        widths=((16, 16), (32, 32), (64, 64), (64, 64), (64,)),
+        dense_units=(64,),
+        dropout=(0.2,),
+        norm_mode="chw",
+    ),
 }
 
 LANGUAGE_CONFIGS: dict[str, LanguageConfig] = {

@@ -30,6 +30,16 @@ def test_quick_run_prints_every_part(tmp_path, capsys):
     assert json.loads((tmp_path / "results.json").read_text())["threads"] == 1
 
 
+def test_only_digits_hard_runs_just_its_rows(tmp_path):
+    report = bench_results.main(["--quick", "--only", "digits-hard", "--jobs", "1", "--out", str(tmp_path)])
+    assert {(r["task"], r["variant"]) for r in report["images"]} == {
+        ("digits-hard", v) for v in bench_results.HARD_VARIANTS
+    }
+    assert report["lm"] == []
+    tiny_28 = bench_results.ImageClassifier.from_config("tiny-28").num_parameters()
+    assert {r["params"] for r in report["images"] if r["variant"] == "binary"} == {tiny_28}
+
+
 def test_mean_sd():
     assert bench_results.mean_sd([0.5, 0.7]) == "0.600 ± 0.141"
     assert bench_results.mean_sd([0.25]) == "0.250"

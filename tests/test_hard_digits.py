@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from binedu import ImageClassifier
+from binedu.conv import BinaryConv2d
 from binedu.data import DataError, image_data
 from binedu.data.hard_digits import HARD_SIZE, digit_splits, distort
 
@@ -53,9 +54,32 @@ def test_plain_digits_have_a_test_split_too():
     assert len(plain.test) == pytest.approx(0.2 * 1797, abs=10)
 
 
-def test_tiny_model_reads_it(hard):
-    model = ImageClassifier.from_config("tiny", image_size=hard.image_size)
+def test_tiny_28_model_reads_it_and_pools_to_one_pixel(hard):
+    model = ImageClassifier.from_config("tiny-28")
+    assert model.config.image_size == hard.image_size and model.config.norm_mode == "chw"
+    seen = []
+    pool = next(m for m in model.layers if isinstance(m, torch.nn.AdaptiveAvgPool2d))
+    pool.register_forward_hook(lambda m, args, out: seen.append(args[0].shape[-2:]))
     assert model(hard.train.images[:2]).shape == (2, 10)
+    assert tuple(seen[0]) == (1, 1)  # the last features see the whole canvas (module docstring)
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_per_pixel_channel_normalization_erases_amplitude(binary):
+    """The finding behind "tiny-28": normalized over channels, a stroke pixel's features
+    are no larger than the background's; over C,H,W they are."""
+    torch.manual_seed(0)
+    x = 0.05 * torch.randn(4, 1, 28, 28)
+    stroke = torch.zeros(28, 28, dtype=torch.bool)
+    stroke[8:20, 12:16] = True
+    x[..., stroke] += 1.0
+    ratio = {}
+    for mode in ("channels", "chw"):
+        layer = BinaryConv2d(1, 16, 3, "relu", binary=binary, norm_mode=mode)
+        with torch.no_grad():
+            size = layer(x).norm(dim=1)  # per-pixel feature size
+        ratio[mode] = float(size[:, stroke].mean() / size[:, ~stroke].mean())
+    assert ratio["channels"] < 1.5 and ratio["chw"] > 3
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,29 @@ train hold different handwritten digits, never two distortions of the same one. 
 holds ``copies`` distortions of each of its digits; validation and test one each. Every
 split also exists for the plain 8x8 digits (``hard=False``), so that a benchmark can
 choose the epoch on validation and report test on both tasks.
+
+**The model it needs: ``"tiny-28"``, not ``"tiny"``** (a lesson in reading a flat curve).
+The ``"tiny"`` BCVNN made for the 8x8 digits stays at chance here, binary and float32
+alike, although a float MLP on the 784 pixels learns the task. Two things, each enough
+to stop it (checked one at a time, 1 thread, a few hundred Adam steps):
+
+- *Receptive field before the global average pool.* ``"tiny"`` pools twice (28 -> 7)
+  and then averages 49 positions whose features each see only part of a digit that
+  moves by ±4 pixels and changes size. Even a plain PyTorch CNN (no Normalize) with that
+  layout stays at chance for 300 steps; the same CNN flattening the 7x7 map, or with two
+  more pooled blocks (28 -> 1, the last features see the whole canvas), reaches 0.6-0.7.
+- *Per-pixel channel normalization erases amplitude.* ``norm_mode="channels"`` scales
+  the feature vector of every pixel to the same size, so the noisy background, 3/4 of
+  the canvas, weighs as much as the strokes (the first layer's feature size is about
+  equal on both; over C,H,W it is 8-60x larger on the strokes). On 8x8 digits there is
+  hardly any background, so it did not matter. With the deeper layout but per-pixel
+  normalization, binedu's model still stays at chance; with ``norm_mode="chw"`` both the
+  binary and the float32 model leave it within 300 steps.
+
+So ``"tiny-28"`` (:data:`binedu.config.IMAGE_CONFIGS`) has five blocks (16,16 / 32,32 /
+64,64 / 64,64 / 64, pooled 28 -> 14 -> 7 -> 3 -> 1) and normalizes convolutions over
+C,H,W. It is not the paper's architecture: Alg. 7's network pools 4 times too, on
+256x256 photographs where the object fills the frame.
 """
 
 from __future__ import annotations
