@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from train_fixtures import counting_sequences, image_model, image_set, language_model
+from train_fixtures import Poisoned, counting_sequences, image_model, image_set, language_model
 
 from binedu.data import image_data
 from binedu.history import History
@@ -206,21 +206,6 @@ def test_non_finite_or_out_of_range_hyperparameters_are_refused_before_anything_
     with pytest.raises(ValueError, match=message):
         fit(image_model(), image_set(10), progress=False, checkpoint=path, **kwargs)
     assert list(tmp_path.iterdir()) == []
-
-
-class Poisoned(torch.utils.data.Dataset):
-    """Images that turn NaN after ``after`` item reads (a corrupt file mid-epoch)."""
-
-    def __init__(self, data, after: int) -> None:
-        self.data, self.left = data, after
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, i):
-        self.left -= 1
-        image, label = self.data[i]
-        return (image * float("nan") if self.left < 0 else image), label
 
 
 def test_a_nan_loss_stops_training_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):

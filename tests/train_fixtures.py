@@ -69,3 +69,12 @@ class Crashing(torch.utils.data.Dataset):
         if self.left < 0:
             raise RuntimeError("killed")
         return self.data[i]
+
+
+class Poisoned(Crashing):
+    """Images that turn NaN after ``after`` item reads (a corrupt file mid-epoch)."""
+
+    def __getitem__(self, i):
+        self.left -= 1
+        image, label = self.data[i]
+        return (image * float("nan") if self.left < 0 else image), label
