@@ -21,7 +21,7 @@ def test_quick_run_prints_every_part(tmp_path, capsys):
     assert {("digits", v) for v in [*bench_results.IMAGE_VARIANTS, *bench_results.CONTROLS]} <= variants
     assert ("digits-hard", "binary") in variants
     assert {(r["variant"], r["lr"]) for r in report["lm"]} == {
-        (v, lr) for v in bench_results.LM_VARIANTS for lr in bench_results.LM_RATES
+        (v, lr) for v in bench_results.LM_VARIANTS for lr in bench_results.LM_RATES[v]
     }
     assert all(len(r["val_loss"]) == 1 + 2 for r in report["lm"])  # before training, then each epoch
     assert all(0.0 <= r["test_acc"] <= 1.0 and 1 <= r["epoch"] for r in report["images"])
