@@ -11,7 +11,8 @@ and is checked against :func:`binedu.packed.dense_matmul` before it is timed:
   a sum;
 - ``lut, index_select int32``: the same tables, but each byte plus its group's offset is
   one ``int32`` index into the flattened tables (one fused add), then ``index_select`` and
-  a sum: 4-byte instead of 8-byte indices;
+  a sum: 4-byte instead of 8-byte indices; at once, and in blocks of groups as
+  ``lut_matmul`` works (its indices then stay in the cache);
 - with ``--compile``: ``torch.compile`` (Inductor's C++ backend, needs a C++ compiler) of
   that lookup, and of a fused unpack-and-sum (``sum_i x_i * ((byte >> j) & 1)``), which
   never materializes an index or an unpacked weight. Compilation time is reported, not
@@ -43,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from timing import best_times, cache_flusher, format_table  # noqa: E402
 
-from binedu.packed import dense_matmul, lut_matmul  # noqa: E402
+from binedu.packed import LUT_CHUNK_ELEMENTS, dense_matmul, lut_matmul  # noqa: E402
 
 SHAPES = [(4096, 4096), (2048, 30522), (768, 768)]  # a big square layer, the LM head, an attention projection
 QUICK_SHAPES = [(256, 256)]
@@ -69,6 +70,16 @@ def lookup_int32(table: torch.Tensor, weight_bits: torch.Tensor) -> torch.Tensor
     return table.reshape(-1).index_select(0, index.reshape(-1)).view_as(index).sum(0)
 
 
+def lookup_int32_chunked(table: torch.Tensor, weight_bits: torch.Tensor) -> torch.Tensor:
+    """:func:`lookup_int32` over blocks of groups of at most ``LUT_CHUNK_ELEMENTS`` bytes,
+    as :func:`~binedu.packed.lut_matmul` does, so that the indices stay in the cache."""
+    step = max(1, LUT_CHUNK_ELEMENTS // weight_bits.shape[1])
+    out = lookup_int32(table[:step], weight_bits[:step])
+    for g in range(step, weight_bits.shape[0], step):
+        out += lookup_int32(table[g : g + step], weight_bits[g : g + step])
+    return out
+
+
 def unpack_sum(x: torch.Tensor, weight_bits: torch.Tensor) -> torch.Tensor:
     """``y = sum_i x_i W[i]`` written as unpack-then-reduce, for the compiler to fuse."""
     bits = ((weight_bits.unsqueeze(1) >> _SHIFTS) & 1).flatten(0, 1).to(x.dtype)  # (n_x, n_units)
@@ -86,6 +97,7 @@ def contenders(n_x: int, n_units: int, compile_: bool) -> tuple[dict[str, Callab
         "float32": lambda: x @ w,
         "lut (binedu)": lambda: lut_matmul(x, weight_bits),
         "lut, index_select int32": lambda: lookup_int32(subset_sums(x[0]), weight_bits)[None],
+        "lut, index_select int32, in blocks": lambda: lookup_int32_chunked(subset_sums(x[0]), weight_bits)[None],
     }
     compile_seconds: dict[str, float] = {}
     if compile_:
