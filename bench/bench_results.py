@@ -165,6 +165,24 @@ def lm_run(variant: str, lr: float, epochs: int, quick: bool, seed: int = 0) -> 
     }
 
 
+def lm_rates(specs: list[str], parser: argparse.ArgumentParser) -> dict[str, tuple[float, ...]]:
+    """:data:`LM_RATES`, with the variants named in ``--lm-rate VARIANT:LR`` run at those
+    rates only (and the others not at all)."""
+    if not specs:
+        return dict(LM_RATES)
+    rates: dict[str, tuple[float, ...]] = {}
+    for spec in specs:
+        variant, _, value = spec.partition(":")
+        try:
+            lr = float(value)
+        except ValueError:
+            lr = math.nan
+        if variant not in LM_VARIANTS or not (math.isfinite(lr) and lr > 0):
+            parser.error(f"argument --lm-rate: expected VARIANT:LR with VARIANT in {list(LM_VARIANTS)} and LR > 0, got {spec!r}")
+        rates[variant] = (*rates.get(variant, ()), lr)
+    return rates
+
+
 def run_all(jobs: list[tuple], workers: int, threads: int) -> list[dict[str, Any]]:
     """Each job is ``(function, *args)``; results in the order of ``jobs``."""
     if workers <= 1:
@@ -337,6 +355,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seeds", type=int, help=f"training seeds per image model (default 5; quick {QUICK['seeds']})")
     parser.add_argument("--control-seeds", type=int, help="training seeds per control (default: as --seeds)")
     parser.add_argument("--lm-epochs", type=int, help=f"language-model epochs (default {LM_EPOCHS})")
+    parser.add_argument("--lm-rate", action="append", metavar="VARIANT:LR", default=[],
+                        help="learning rates for one LM variant instead of its grid (repeatable), e.g. binary:0.003")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="runs in parallel processes")
     parser.add_argument("--out", default=str(RESULTS), help="folder for the figure and results.json")
@@ -347,6 +367,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     seeds = range(args.seeds or (QUICK["seeds"] if args.quick else 5))
     control_seeds = range(args.control_seeds or len(seeds))
     lm_epochs = args.lm_epochs or (QUICK["lm_epochs"] if args.quick else LM_EPOCHS)
+    rates = lm_rates(args.lm_rate, parser)
     out = Path(args.out)
 
     jobs: list[tuple] = []
@@ -364,7 +385,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if "images" not in parts:  # the reference rows
             jobs += [(image_run, "digits", "binary", IMAGE_VARIANTS["binary"], s, args.quick) for s in control_seeds]
     if "lm" in parts:
-        jobs = [(lm_run, v, lr, lm_epochs, args.quick) for v in LM_VARIANTS for lr in LM_RATES[v]] + jobs  # longest first
+        jobs = [(lm_run, v, lr, lm_epochs, args.quick) for v in rates for lr in rates[v]] + jobs  # longest first
     load_before, start = _load(), time.perf_counter()
     results = run_all(jobs, args.jobs, args.threads)
     total = time.perf_counter() - start
@@ -386,7 +407,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         checks += image_gaps(images)
     if lm:
         table, lm_checks = lm_summary(lm)
-        print(f"\nlanguage recipe: {LANGUAGE}, epochs {lm_epochs}, cosine decay, rates {LM_RATES}, "
+        print(f"\nlanguage recipe: {LANGUAGE}, epochs {lm_epochs}, cosine decay, rates {rates}, "
               f"vocabulary {lm[0]['vocab']} characters, {lm[0]['steps_per_epoch']} steps per epoch")
         print()
         print(table)

@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
 
@@ -43,3 +45,18 @@ def test_only_digits_hard_runs_just_its_rows(tmp_path):
 def test_mean_sd():
     assert bench_results.mean_sd([0.5, 0.7]) == "0.600 ± 0.141"
     assert bench_results.mean_sd([0.25]) == "0.250"
+
+
+def test_lm_rate_replaces_a_variants_grid(tmp_path):
+    report = bench_results.main(
+        ["--quick", "--only", "lm", "--lm-rate", "binary:0.003", "--jobs", "1", "--out", str(tmp_path)]
+    )
+    assert [(r["variant"], r["lr"]) for r in report["lm"]] == [("binary", 0.003)]
+
+
+def test_a_bad_lm_rate_is_a_usage_error(tmp_path, capsys):
+    for spec in ("binary", "ternary:0.01", "float32:-1", "binary:nan"):
+        with pytest.raises(SystemExit) as exit_info:
+            bench_results.main(["--quick", "--only", "lm", "--lm-rate", spec, "--out", str(tmp_path)])
+        assert exit_info.value.code == 2
+        assert "--lm-rate" in capsys.readouterr().err
