@@ -27,7 +27,8 @@ What it measures (all offline, nothing downloaded):
   ``max_len=64``), binary and float32, each at three learning rates of its own grid
   (:data:`LM_RATES`: the binary model's latents move by the learning rate and only their
   side of 0.5 matters, so its grid sits one step higher; a first sweep on the float32 grid
-  put the binary optimum at the grid's top), for ``--lm-epochs`` epochs with a cosine
+  put the binary optimum at the grid's top; over 30 epochs its optimum is 0.01, and 0.003
+  does worse, ``bench/results/lm_binary_lr0.003.txt``), for ``--lm-epochs`` epochs with a cosine
   decay; validation loss after every epoch is drawn in
   ``bench/results/lm_convergence.png``; the ratio compares each variant's best learning
   rate.
@@ -38,7 +39,7 @@ machine's core count, and a shared machine does not slow it down by thread conte
 
 Usage::
 
-    python bench/bench_results.py                 # the full table (about 50 min on 2 quiet cores)
+    python bench/bench_results.py                 # the full table (about 45 min on 2 quiet cores)
     python bench/bench_results.py --quick         # a smoke run, seconds; numbers not meaningful
     python bench/bench_results.py --only lm --lm-epochs 10   # a shorter language curve
     python bench/bench_results.py --only digits-hard --jobs 2   # only the harder image task
