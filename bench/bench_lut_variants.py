@@ -44,23 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from timing import best_times, cache_flusher, format_table  # noqa: E402
 
-from binedu.packed import LUT_CHUNK_ELEMENTS, dense_matmul, lut_matmul  # noqa: E402
+from binedu.packed import LUT_CHUNK_ELEMENTS, dense_matmul, lut_matmul, subset_sums, unpack_kernel  # noqa: E402
 
 SHAPES = [(4096, 4096), (2048, 30522), (768, 768)]  # a big square layer, the LM head, an attention projection
 QUICK_SHAPES = [(256, 256)]
-_SHIFTS = torch.arange(8, dtype=torch.uint8).view(1, 8, 1)
-
-
-def subset_sums(x: torch.Tensor) -> torch.Tensor:
-    """``(groups, 256)`` tables: entry ``v`` of group ``g`` is the sum of the inputs
-    ``x[8g + j]`` over the bits ``j`` set in ``v`` (one input row)."""
-    groups = x.reshape(-1, 8)
-    table = x.new_empty(groups.shape[0], 256)
-    table[:, 0] = 0
-    for j in range(8):
-        size = 1 << j
-        torch.add(table[:, :size], groups[:, j : j + 1], out=table[:, size : 2 * size])
-    return table
 
 
 def lookup_int32(table: torch.Tensor, weight_bits: torch.Tensor) -> torch.Tensor:
@@ -82,8 +69,12 @@ def lookup_int32_chunked(table: torch.Tensor, weight_bits: torch.Tensor) -> torc
 
 def unpack_sum(x: torch.Tensor, weight_bits: torch.Tensor) -> torch.Tensor:
     """``y = sum_i x_i W[i]`` written as unpack-then-reduce, for the compiler to fuse."""
-    bits = ((weight_bits.unsqueeze(1) >> _SHIFTS) & 1).flatten(0, 1).to(x.dtype)  # (n_x, n_units)
-    return (x.unsqueeze(1) * bits).sum(0)
+    return (x.unsqueeze(1) * unpack_kernel(weight_bits, x.shape[0], x.dtype)).sum(0)
+
+
+def one_table(x: torch.Tensor, groups_count: int) -> torch.Tensor:
+    """:func:`~binedu.packed.subset_sums` of one input row: ``(groups_count, 256)``."""
+    return subset_sums(x[None], groups_count)[0]
 
 
 def contenders(n_x: int, n_units: int, compile_: bool) -> tuple[dict[str, Callable[[], torch.Tensor]], dict[str, float]]:
@@ -96,14 +87,14 @@ def contenders(n_x: int, n_units: int, compile_: bool) -> tuple[dict[str, Callab
     fns: dict[str, Callable[[], torch.Tensor]] = {
         "float32": lambda: x @ w,
         "lut (binedu)": lambda: lut_matmul(x, weight_bits),
-        "lut, index_select int32": lambda: lookup_int32(subset_sums(x[0]), weight_bits)[None],
-        "lut, index_select int32, in blocks": lambda: lookup_int32_chunked(subset_sums(x[0]), weight_bits)[None],
+        "lut, index_select int32": lambda: lookup_int32(one_table(x[0], n_x // 8), weight_bits)[None],
+        "lut, index_select int32, in blocks": lambda: lookup_int32_chunked(one_table(x[0], n_x // 8), weight_bits)[None],
     }
     compile_seconds: dict[str, float] = {}
     if compile_:
         lookup_c = torch.compile(lookup_int32, dynamic=False)
         unpack_c = torch.compile(unpack_sum, dynamic=False)
-        fns["compiled lut, index_select"] = lambda: lookup_c(subset_sums(x[0]), weight_bits)[None]
+        fns["compiled lut, index_select"] = lambda: lookup_c(one_table(x[0], n_x // 8), weight_bits)[None]
         fns["compiled unpack-and-sum"] = lambda: unpack_c(x[0], weight_bits)[None]
     expected = x @ w
     for name, fn in fns.items():

@@ -57,6 +57,8 @@ __all__ = [
     "packed_matmul",
     "lut_matmul",
     "dense_matmul",
+    "subset_sums",
+    "unpack_kernel",
     "unpack_float",
     "PACKED_LAYERS",
     "METHODS",
@@ -138,9 +140,11 @@ def lut_matmul(x: torch.Tensor, weight_bits: torch.Tensor, chunk_elements: int =
         return _lut_matmul(x, weight_bits, chunk_elements)
 
 
-def _lut_matmul(x: torch.Tensor, weight_bits: torch.Tensor, chunk_elements: int) -> torch.Tensor:
+def subset_sums(x: torch.Tensor, groups_count: int) -> torch.Tensor:
+    """The lookup tables of :func:`lut_matmul`: ``(rows, groups_count, 256)``, entry ``v``
+    of group ``g`` the sum of the inputs ``x[:, 8g + j]`` over the bits ``j`` set in ``v``
+    (inputs past ``n_x`` count as zero), built with 255 additions per group and row."""
     rows, n_x = x.shape
-    groups_count, n_units = weight_bits.shape
     if n_x < 8 * groups_count:  # the last group is padded with zero inputs
         x = F.pad(x, (0, 8 * groups_count - n_x))
     groups = x.reshape(rows, groups_count, 8)
@@ -149,6 +153,23 @@ def _lut_matmul(x: torch.Tensor, weight_bits: torch.Tensor, chunk_elements: int)
     for j in range(8):  # T[..., v + 2**j] = T[..., v] + x_j: every subset sum, additions only
         size = 1 << j
         torch.add(table[..., :size], groups[..., j : j + 1], out=table[..., size : 2 * size])
+    return table
+
+
+def unpack_kernel(weight_bits: torch.Tensor, n_x: int, dtype: torch.dtype) -> torch.Tensor:
+    """Packed ``(groups, units)`` kernel bytes -> the ``(n_x, units)`` 0/1 matrix.
+
+    Bit ``j`` of byte ``g`` is input ``8g + j``: shifting every byte right by ``j`` and
+    keeping the lowest bit gives the ``j``-th row of each group, all bytes at once, in
+    the ``(n_x, units)`` order a product needs (no transpose, one byte per weight
+    before the float conversion)."""
+    return ((weight_bits.unsqueeze(1) >> _SHIFTS) & 1).flatten(0, 1)[:n_x].to(dtype)
+
+
+def _lut_matmul(x: torch.Tensor, weight_bits: torch.Tensor, chunk_elements: int) -> torch.Tensor:
+    rows = x.shape[0]
+    groups_count, n_units = weight_bits.shape
+    table = subset_sums(x, groups_count)
     step = max(1, chunk_elements // max(1, rows * n_units))  # groups per chunk
     out = None
     for g in range(0, groups_count, step):
@@ -160,20 +181,14 @@ def _lut_matmul(x: torch.Tensor, weight_bits: torch.Tensor, chunk_elements: int)
 
 def dense_matmul(x: torch.Tensor, weight_bits: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
     """``x @ W`` like :func:`lut_matmul`, by unpacking at most ``chunk_elements`` weights
-    (a block of output columns) to a 0/1 float matrix at a time and multiplying it.
-
-    Bit ``j`` of byte ``g`` is input ``8g + j``: shifting every byte right by ``j`` and
-    keeping the lowest bit gives the ``j``-th row of each group, all bytes at once, in
-    the ``(n_x, units)`` order the product needs (no transpose, one byte per weight
-    before the float conversion)."""
+    (a block of output columns) to a 0/1 float matrix at a time (:func:`unpack_kernel`)
+    and multiplying it."""
     rows, n_x = x.shape
     groups_count, n_units = weight_bits.shape
     out = x.new_empty(rows, n_units)
     step = max(1, chunk_elements // (8 * groups_count))  # output columns per chunk
     for u in range(0, n_units, step):
-        block = weight_bits[:, u : u + step].unsqueeze(1)  # (G, 1, step)
-        w = ((block >> _SHIFTS) & 1).flatten(0, 1)[:n_x].to(x.dtype)  # (n_x, step)
-        out[:, u : u + step] = x @ w
+        out[:, u : u + step] = x @ unpack_kernel(weight_bits[:, u : u + step], n_x, x.dtype)
     return out
 
 

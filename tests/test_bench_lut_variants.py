@@ -29,7 +29,7 @@ def test_int32_lookup_and_unpack_sum_equal_the_product(n_x, n_units, monkeypatch
     weight_bits = torch.randint(0, 256, (n_x // 8, n_units), dtype=torch.uint8)
     x = torch.randn(n_x)
     expected = dense_matmul(x[None], weight_bits)[0]
-    table = bench_lut_variants.subset_sums(x)
+    table = bench_lut_variants.one_table(x, n_x // 8)
     torch.testing.assert_close(bench_lut_variants.lookup_int32(table, weight_bits), expected, rtol=1e-5, atol=1e-5)
     chunked = bench_lut_variants.lookup_int32_chunked
     monkeypatch.setattr(bench_lut_variants, "LUT_CHUNK_ELEMENTS", n_units)  # one group per block
