@@ -213,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--top-k", type=POSITIVE, help="draw from the k most likely tokens only (default: all)")
     gen.add_argument("--seed", type=SEED, help="seed of the draws (default: random)")
     gen.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+
+    from .course.copy import add_arguments as add_course_arguments
+
+    add_course_arguments(command("course", "copy the course's notebooks into a folder and say how to open them"))
     return parser
 
 
@@ -541,12 +545,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_course(args: argparse.Namespace) -> int:
+    from .course.copy import run
+
+    return run(args)
+
+
 COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "pack": cmd_pack,
     "report": cmd_report,
     "generate": cmd_generate,
+    "course": cmd_course,
 }
 
 
