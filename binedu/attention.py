@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from einops import rearrange
@@ -66,7 +67,7 @@ class BinaryMultiheadAttention(nn.Module):
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.leaky_mask = leaky_mask
-        kw = dict(binary=binary, normalize=normalize, affine=affine)
+        kw: dict[str, Any] = dict(binary=binary, normalize=normalize, affine=affine)
         self.query = BinaryLinear(embed_dim, embed_dim, **kw)
         self.key = BinaryLinear(embed_dim, embed_dim, **kw)
         self.value = BinaryLinear(embed_dim, embed_dim, **kw)

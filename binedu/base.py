@@ -36,7 +36,7 @@ class BinaryModule(nn.Module):
         activation: str | None = None,
         *,
         binary: bool = True,
-        normalize: bool = True,
+        normalize: bool | str = True,
         affine: bool | None = None,
         norm_mode: str = "last",
         weights: str = "01",

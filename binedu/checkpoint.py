@@ -55,6 +55,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .attention import BinaryMultiheadAttention
+from .base import BinaryModule
 from .build_budget import BudgetExceeded, BuildBudget
 from .config import _tuples
 from .image_model import ImageClassifier
@@ -91,6 +92,7 @@ _PACKED: dict[str, type[PackedLayer]] = {cls.__name__: cls for cls in PACKED_LAY
 _BINEDU: dict[str, type[nn.Module]] = {
     cls.__name__: cls for cls in (LanguageModel, ImageClassifier, BinaryTransformerBlock, BinaryMultiheadAttention)
 }
+_MODELS: dict[str, type[ConfigModel]] = {cls.__name__: cls for cls in (LanguageModel, ImageClassifier)}
 
 
 class CheckpointError(ValueError):
@@ -115,18 +117,18 @@ def _describe(module: nn.Module, path: str) -> tuple[str, dict[str, Any]]:
     kind = type(module)
     if isinstance(module, PackedLayer):
         return kind.__name__, module.args()
-    if kind in PACKED_LAYERS:
+    if kind in PACKED_LAYERS and isinstance(module, BinaryModule):  # every key of PACKED_LAYERS is one
         return PACKED_LAYERS[kind].__name__, PACKED_LAYERS[kind].args_of(module)
     if isinstance(module, ConfigModel) and kind in _BINEDU.values():
         return kind.__name__, {"config": module.config.to_dict()}
-    if kind is BinaryMultiheadAttention:
+    if type(module) is BinaryMultiheadAttention:
         return kind.__name__, dict(
             embed_dim=module.embed_dim,
             num_heads=module.num_heads,
             leaky_mask=module.leaky_mask,
             normalize=_normalizes(module.query),
         )
-    if kind is BinaryTransformerBlock:
+    if type(module) is BinaryTransformerBlock:
         return kind.__name__, dict(
             embed_dim=module.embed_dim,
             num_heads=module.attention.num_heads,
@@ -218,12 +220,12 @@ def _metadata(file: TensorFile) -> tuple[dict[str, Any], list[str]]:
 def _construct(kind: str, args: dict[str, Any]) -> nn.Module:
     if kind in _PACKED:
         return _PACKED[kind](**args)
-    if kind in ("LanguageModel", "ImageClassifier"):
-        cls = _BINEDU[kind]
+    if kind in _MODELS:
+        cls = _MODELS[kind]
         if set(args) != {"config"} or not isinstance(args["config"], dict):
             raise ValueError("expected args {'config': {...}}")
         config = cls.config_class.from_dict(args["config"])
-        if not config.binary:
+        if not getattr(config, "binary", False):  # both models' configs have it; their base _Config does not
             raise ValueError("a packed model must be binary (binary=True)")
         return cls(config)
     if kind in _BINEDU:
@@ -274,7 +276,7 @@ def _build(node: Any, path: str, reference: nn.Module | None, file: Path) -> nn.
     if refs is not None and list(children) != list(refs):
         raise CheckpointError(f"{file}: {where} ({kind}) has children {list(children)}, expected {list(refs)}")
     for name, child in children.items():
-        module._modules[name] = _build(child, f"{path}.{name}" if path else name, refs and refs[name], file)
+        module._modules[name] = _build(child, f"{path}.{name}" if path else name, refs[name] if refs else None, file)
     return module
 
 

@@ -36,7 +36,7 @@ class ImageClassifier(ConfigModel):
     def __init__(self, config: ImageConfig | dict | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
         c = self.config
-        kw = dict(binary=c.binary, normalize=c.normalize, affine=c.affine, weights=c.weights)
+        kw: dict[str, Any] = dict(binary=c.binary, normalize=c.normalize, affine=c.affine, weights=c.weights)
         layers: list[nn.Module] = []
         channels = c.in_channels
         for i, block in enumerate(c.widths):

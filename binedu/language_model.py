@@ -38,7 +38,7 @@ class LanguageModel(ConfigModel):
     def __init__(self, config: LanguageConfig | dict | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
         c = self.config
-        kw = dict(binary=c.binary, normalize=c.normalize)
+        kw: dict[str, Any] = dict(binary=c.binary, normalize=c.normalize)
         self.embedding = BinaryEmbedding(c.vocab_size, c.embed_dim, c.max_len, **kw)
         self.norm = make_norm(c.embed_dim, affine=None, **kw)
         self.blocks = nn.Sequential(

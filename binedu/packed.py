@@ -171,11 +171,13 @@ def _lut_matmul(x: torch.Tensor, weight_bits: torch.Tensor, chunk_elements: int)
     groups_count, n_units = weight_bits.shape
     table = subset_sums(x, groups_count)
     step = max(1, chunk_elements // max(1, rows * n_units))  # groups per chunk
-    out = None
+    out: torch.Tensor | None = None
     for g in range(0, groups_count, step):
         index = weight_bits[g : g + step].long().expand(rows, -1, -1)  # (rows, step, n_units)
         part = table[:, g : g + step].gather(2, index).sum(1)
         out = part if out is None else out.add_(part)
+    if out is None:  # no groups: in_features == 0 packs to no bytes
+        return table.new_zeros(rows, n_units)
     return out
 
 
@@ -358,6 +360,7 @@ class PackedLinear(PackedLayer):
 
     binary_type = BinaryLinear
     arg_names = ("in_features", "out_features", "activation")
+    weight_bits: torch.Tensor  # registered by _register_bits
 
     def __init__(
         self, in_features: int, out_features: int, activation: str | None = None, *, normalize: bool = True
@@ -398,6 +401,7 @@ class PackedConv2d(PackedLayer):
     """
 
     binary_type = BinaryConv2d
+    weight_bits: torch.Tensor  # registered by _register_bits
     arg_names = ("in_channels", "out_channels", "kernel_size", "activation", "norm_mode")
 
     def __init__(
@@ -454,6 +458,8 @@ class PackedEmbedding(PackedLayer):
 
     binary_type = BinaryEmbedding
     arg_names = ("num_embeddings", "embedding_dim", "max_len", "activation")
+    weight_bits: torch.Tensor  # registered by _register_bits
+    position_weight_bits: torch.Tensor
 
     def __init__(
         self,
@@ -514,7 +520,7 @@ def _pack(module: nn.Module, name: str, method: str) -> nn.Module:
     if isinstance(module, PackedLayer):
         return module
     kind = PACKED_LAYERS.get(type(module))
-    if kind is not None:
+    if kind is not None and isinstance(module, BinaryModule):  # every key of PACKED_LAYERS is one
         try:
             packed = kind.from_binary(module)
         except ValueError as err:

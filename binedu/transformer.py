@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -38,7 +40,7 @@ class BinaryTransformerBlock(nn.Module):
         super().__init__()
         self.embed_dim = embed_dim
         self.ff_dim = ff_dim or 2 * embed_dim
-        kw = dict(binary=binary, normalize=normalize, affine=affine)
+        kw: dict[str, Any] = dict(binary=binary, normalize=normalize, affine=affine)
         self.attention = BinaryMultiheadAttention(embed_dim, num_heads, leaky_mask=leaky_mask, **kw)
         self.ff1 = BinaryLinear(embed_dim, self.ff_dim, "gelu", **kw)
         self.ff2 = BinaryLinear(self.ff_dim, embed_dim, **kw)
