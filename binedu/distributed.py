@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset, Sampler, Subset
 
-from .metrics import Tally, evaluate, evaluation_tally, token_loss
+from .metrics import Tally, dataset_len, evaluate, evaluation_tally, token_loss
 
 __all__ = ["Group", "setup", "current", "shutdown", "EpochBatches", "shard_range", "load_data", "torchrun_env"]
 
@@ -152,7 +152,7 @@ class Group:
         (:func:`shard_range`, no example twice) and the sums are all-reduced."""
         if not self.active:
             return evaluate(model, dataset, batch_size, pad_id, device)
-        shard = Subset(dataset, shard_range(len(dataset), self.rank, self.world_size))
+        shard = Subset(dataset, shard_range(dataset_len(dataset), self.rank, self.world_size))
         tally = evaluation_tally(model, shard, batch_size, pad_id, device) if len(shard) else Tally()
         nll, correct, count = self.all_sum([tally.nll, float(tally.correct), float(tally.count)])
         language = getattr(getattr(model, "config", None), "kind", None) == "language"

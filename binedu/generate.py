@@ -97,7 +97,8 @@ def generate(
     ids = _prompt_ids(prompt, tokenizer)
     if not ids:
         raise ValueError("the prompt is empty: give at least one token")
-    max_len = model.config.max_len
+    config: Any = model.config  # duck-typed: any model whose config.kind is "language" (task_of)
+    max_len = config.max_len
     tensors = [*model.parameters(), *model.buffers()]
     device = tensors[0].device if tensors else torch.device("cpu")
     generator = None if seed is None else torch.Generator().manual_seed(seed)

@@ -27,7 +27,7 @@ class LayerCache:
 
     def extend(self, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Append the new positions' keys and values; return all of them."""
-        if self.keys is not None:
+        if self.keys is not None and self.values is not None:  # set together
             keys = torch.cat([self.keys, keys], dim=1)
             values = torch.cat([self.values, values], dim=1)
         self.keys, self.values = keys, values

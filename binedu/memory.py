@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .base import BinaryModule
 from .packed import PACKED_LAYERS, PackedLayer
 from .units import format_bytes
 
@@ -115,7 +116,7 @@ class MemoryReport:
         printer.text(str(self))
 
 
-def _packed_bytes_of(layer: nn.Module) -> int:
+def _packed_bytes_of(layer: BinaryModule) -> int:
     """Bytes a binary layer's bits take once packed, from its shapes (no packing done)."""
     kind = PACKED_LAYERS[type(layer)]
     with torch.device("meta"):  # the empty packed layer allocates nothing
@@ -139,7 +140,7 @@ def memory_report(model: nn.Module) -> MemoryReport:
             n = module.num_bits()
             packed = sum(b.numel() * b.element_size() for b in module.buffers(recurse=False))
             rows.append(LayerMemory(name, kind, n, FLOAT32_BYTES * n, packed))
-        elif type(module) in PACKED_LAYERS and module.binary:
+        elif isinstance(module, BinaryModule) and type(module) in PACKED_LAYERS and module.binary:
             n = sum(p.numel() for p in own)
             rows.append(LayerMemory(name, kind, n, FLOAT32_BYTES * n, _packed_bytes_of(module)))
         elif own:

@@ -10,7 +10,7 @@ averaged per batch), so adding padding to examples leaves every metric unchanged
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ __all__ = [
     "evaluate",
     "evaluation_tally",
     "task_of",
+    "dataset_len",
     "split_batch",
     "token_loss",
     "Tally",
@@ -35,6 +36,15 @@ def task_of(model: nn.Module) -> str:
     packed ones included, whose ``config.kind`` is ``"language"``), else ``"image"``."""
     config = getattr(model, "config", None)
     return "language" if getattr(config, "kind", None) == "language" else "image"
+
+
+def dataset_len(dataset: object) -> int:
+    """The number of examples of a map-style data set (a ``Dataset`` with ``__len__``);
+    a ``TypeError`` for one without a length, such as an ``IterableDataset``, which cannot
+    be split into batches, shards or epochs by index."""
+    if not isinstance(dataset, Sized):
+        raise TypeError(f"a data set with a length (map-style) is needed, got {type(dataset).__name__}")
+    return len(dataset)
 
 
 def split_batch(batch: Any, task: str) -> tuple[torch.Tensor, torch.Tensor]:

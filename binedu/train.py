@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from .base import BinaryModule
 from .distributed import EpochBatches, local_device, setup
 from .history import History
-from .metrics import Tally, split_batch, task_of
+from .metrics import Tally, dataset_len, split_batch, task_of
 from .precision import autocast
 from .schedule import learning_rate
 from .train_checkpoint import (
@@ -220,9 +220,9 @@ def check_hyperparameters(
             problems.append(f"{name} must be a finite number {bounds}, got {value!r}")
     if lr == 0:
         problems.append("lr must be > 0, got 0")
-    for name, value in (("warmup_steps", warmup_steps), ("decay_steps", decay_steps), ("checkpoint_every", checkpoint_every)):
-        if value is not None and (not isinstance(value, int) or value < 0):
-            problems.append(f"{name} must be an integer >= 0, got {value!r}")
+    for name, steps in (("warmup_steps", warmup_steps), ("decay_steps", decay_steps), ("checkpoint_every", checkpoint_every)):
+        if steps is not None and (not isinstance(steps, int) or steps < 0):
+            problems.append(f"{name} must be an integer >= 0, got {steps!r}")
     if problems:
         raise ValueError("; ".join(problems))
 
@@ -234,6 +234,13 @@ RESUME_SETTINGS = (
     "min_lr_ratio",
 )  # fmt: skip
 OPTIMIZER_HYPERPARAMETERS = ("betas", "eps", "weight_decay", "amsgrad")
+
+
+def _config_dict(model: nn.Module) -> dict[str, Any] | None:
+    """The model's configuration as a dict (a binedu model's ``config.to_dict()``), or
+    ``None`` for a model without one."""
+    config: Any = getattr(model, "config", None)
+    return None if config is None else config.to_dict()
 
 
 def _plain(value: Any) -> Any:
@@ -248,7 +255,7 @@ def resume_mismatches(
     training setting and optimizer hyperparameter that differs between a checkpoint
     and the run about to resume it; empty when they agree."""
     diffs = []
-    config = model.config.to_dict() if hasattr(model, "config") else None
+    config = _config_dict(model)
     if config is not None:
         old, new = _plain(saved.config), _plain(config)
         if not isinstance(old, dict):
@@ -386,7 +393,7 @@ def fit(
         raise ValueError(f"epochs, batch_size and record_every must be >= 1, got {epochs}, {batch_size}, {record_every}")
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-    if len(train) == 0:
+    if dataset_len(train) == 0:
         raise ValueError("the training set is empty")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs a checkpoint path")
@@ -404,14 +411,14 @@ def fit(
     if not procs.is_main:  # rank 0 alone shows progress and reports
         progress, on_epoch, on_start = False, None, None
 
-    steps_per_epoch = math.ceil(len(train) / (batch_size * procs.world_size))
+    steps_per_epoch = math.ceil(dataset_len(train) / (batch_size * procs.world_size))
     planned = epochs * steps_per_epoch
     total = planned if max_steps is None else min(planned, max_steps)
     decay = max(planned - warmup_steps, 0) if decay_steps is None else decay_steps
     settings = dict(
         task=task, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
         warmup_steps=warmup_steps, decay_steps=decay, min_lr_ratio=min_lr_ratio, seed=seed, pad_id=pad_id,
-        record_every=record_every, train_size=len(train),
+        record_every=record_every, train_size=dataset_len(train),
     )  # fmt: skip
     if procs.active:
         settings["world_size"] = procs.world_size
@@ -420,7 +427,7 @@ def fit(
     bits = binary_bits(model)
     init_bits = bits  # History.changed_since_init compares with these
     history = history if history is not None else History()
-    if resume and Path(checkpoint).is_file():
+    if resume and checkpoint is not None and Path(checkpoint).is_file():
         try:
             saved = read_training_checkpoint(checkpoint)
             diffs = resume_mismatches(saved, model, settings, opt)
@@ -455,9 +462,9 @@ def fit(
         # appending to an earlier run's history: number steps and epochs after its own
         state["step_offset"] = history.steps[-1] + 1 if history.steps else 0
         state["epoch_offset"] = sum(1 for e in history.epochs if not e.get("partial"))
-    history.meta.update(settings, config=model.config.to_dict() if hasattr(model, "config") else None)
+    history.meta.update(settings, config=_config_dict(model))
 
-    saved_step = state["step"] if resume and Path(checkpoint).is_file() else None
+    saved_step = state["step"] if resume and checkpoint is not None and Path(checkpoint).is_file() else None
 
     def save() -> None:
         nonlocal saved_step
@@ -475,7 +482,7 @@ def fit(
     tally = Tally(**state["tally"])
     step_offset, epoch_offset = state.get("step_offset", 0), state.get("epoch_offset", 0)
     bar = tqdm(total=total, initial=state["step"], disable=not progress, unit="step", dynamic_ncols=True)
-    batches = EpochBatches(len(train), batch_size, seed, _epoch_order, procs.rank, procs.world_size)
+    batches = EpochBatches(dataset_len(train), batch_size, seed, _epoch_order, procs.rank, procs.world_size)
     loader = DataLoader(
         train, batch_sampler=batches, collate_fn=default_collate, num_workers=num_workers,
         pin_memory=device.type == "cuda", persistent_workers=num_workers > 0, generator=torch.Generator(),

@@ -8,6 +8,8 @@ weights the model uses, masked the same way (``-inf``, or the paper's leaky ``-1
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from einops import rearrange, repeat
 from torch import nn
@@ -77,7 +79,8 @@ def future_influence(
     seq = tokens.numel()
     if not -seq <= position < seq:
         raise ValueError(f"position {position} is outside a sequence of {seq} tokens")
-    vocab = model.config.vocab_size
+    config: Any = model.config  # LanguageModel's, or a packed one's
+    vocab = config.vocab_size
     changed = tokens.clone()
     new = (int(tokens[position]) + 1) % vocab if replacement is None else replacement
     if new == int(tokens[position]):

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..metrics import dataset_len
 from .plots import _axes
 
 __all__ = [
@@ -34,7 +35,7 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 256) -> tuple[
     """Predicted classes (argmax of the logits) and true labels of a classifier on an
     ``(input, label)`` data set, as two ``(N,)`` LongTensors. Runs in eval mode (no
     dropout) and leaves the model in the mode it was in."""
-    if len(dataset) == 0:
+    if dataset_len(dataset) == 0:
         raise ValueError("the data set is empty: nothing to predict")
     was_training = model.training
     model.eval()

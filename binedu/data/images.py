@@ -34,6 +34,7 @@ from einops import rearrange
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from ..metrics import dataset_len
 from .digits import load_digits
 from .errors import DataError, require_dir, require_file
 from .split import balanced_subset, check_fraction, check_limit, check_splits, stratified_split
@@ -345,7 +346,7 @@ def image_data(
             from .hard_digits import digit_splits
 
             data = digit_splits(True, image_size, val_fraction, seed=seed, limit=limit)
-        check_splits(name, len(data.train), len(data.val), data.num_classes, f"val_fraction={val_fraction}")
+        check_splits(name, dataset_len(data.train), dataset_len(data.val), data.num_classes, f"val_fraction={val_fraction}")
         return data
     if name == "food101":
         return _food101(root, _check_size(image_size, 256), seed, limit)
