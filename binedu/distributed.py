@@ -206,7 +206,7 @@ def load_data(procs: Group, spec: dict[str, Any], load: Callable[[dict[str, Any]
     if spec.get("kind") != "language":
         procs.barrier()
         return data if procs.is_main else load(spec)
-    vocabulary = procs.broadcast_json(data.tokenizer.to_dict() if procs.is_main else None)
+    vocabulary = procs.broadcast_json(data.tokenizer.to_dict() if data is not None else None)  # rank 0
     if procs.is_main:
         return data
     from .data.tokenizers import tokenizer_from_dict

@@ -47,7 +47,7 @@ def file_mode() -> int:
     return 0o666 & ~current_umask()
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp)`` on a temporary file next to ``path`` then rename it over
     ``path``. A crash or an exception leaves any earlier file at ``path`` untouched and
     no temporary file behind (only ``SIGKILL`` or a power cut can leave a hidden

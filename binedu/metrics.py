@@ -116,7 +116,7 @@ class Tally:
         return {"nll": self.nll, "correct": self.correct, "count": self.count}
 
 
-def _batches(dataset: Dataset | Iterable, batch_size: int) -> Iterable:
+def _batches(dataset: Dataset | DataLoader, batch_size: int) -> Iterable:
     if isinstance(dataset, DataLoader):
         return dataset
     return DataLoader(dataset, batch_size=batch_size, shuffle=False)

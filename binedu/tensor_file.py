@@ -29,8 +29,9 @@ import os
 import stat
 import struct
 from dataclasses import dataclass
+from io import BufferedReader
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
 
@@ -62,7 +63,7 @@ def digest(data: torch.Tensor | bytes | bytearray | memoryview) -> str:
     plenty to catch corruption, and small next to the tensors."""
     if isinstance(data, torch.Tensor):
         flat = data.detach().cpu().contiguous().reshape(-1)
-        data = memoryview(flat.view(torch.uint8).numpy()) if flat.numel() else b""
+        data = flat.view(torch.uint8).numpy().data if flat.numel() else b""  # .data: the array's memoryview
     return hashlib.sha256(data).hexdigest()[:16]
 
 
@@ -97,7 +98,7 @@ def parse_json(text: str | bytes, limit: int = MAX_DEPTH) -> Any:
     return value
 
 
-def _open_regular(path: Path) -> BinaryIO:
+def _open_regular(path: Path) -> BufferedReader:
     """``path`` opened for reading if it is a regular file; ``FileNotFoundError`` if it
     does not exist, ``ValueError`` for a folder, FIFO, socket or device."""
     mode = os.stat(path).st_mode

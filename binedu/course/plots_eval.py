@@ -173,7 +173,7 @@ def plot_measured_sizes(
         raise ValueError("give at least one measured size")
     if any(v < 0 for v in sizes.values()):
         raise ValueError(f"sizes cannot be negative, got {dict(sizes)}")
-    ref_name = max(sizes, key=sizes.get) if reference is None else reference
+    ref_name = max(sizes, key=lambda name: sizes[name]) if reference is None else reference
     if ref_name not in sizes:
         raise ValueError(f"reference {ref_name!r} is not one of the measured sizes {list(sizes)}")
     ref = sizes[ref_name]

@@ -24,7 +24,7 @@ DIGITS_FILE = "digits.csv.gz"  # 1797 rows of 64 pixel counts then the label, co
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
     """``(images, labels)``: images ``(1797, 8, 8)`` float64 with integer values 0..16,
     labels ``(1797,)`` int64 in 0..9, in the order of the original file."""
-    with files("binedu.data").joinpath("files", DIGITS_FILE).open("rb") as raw, gzip.open(raw, "rt") as text:
+    with (files("binedu.data") / "files" / DIGITS_FILE).open("rb") as raw, gzip.open(raw, "rt") as text:
         table = np.loadtxt(text, delimiter=",")
     images = table[:, :-1].reshape(-1, 8, 8)
     labels = table[:, -1].astype(np.int64)

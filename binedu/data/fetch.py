@@ -109,8 +109,10 @@ def _extract(archive: Path, into: Path) -> None:
         _check_members([m.name for m in members], into)
         if any(m.issym() or m.islnk() or m.isdev() for m in members):
             raise DataError(f"{archive} holds links or devices; refusing to extract it")
-        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-        tf.extractall(into, **safe)
+        if hasattr(tarfile, "data_filter"):  # Python 3.10.12, 3.11.4 and later
+            tf.extractall(into, filter="data")
+        else:
+            tf.extractall(into)
 
 
 def _check_members(names: list[str], into: Path) -> None:

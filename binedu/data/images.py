@@ -90,7 +90,7 @@ def load_image(path: str | Path, image_size: int, mode: str = "RGB") -> torch.Te
     try:
         with Image.open(path) as img:
             img.draft(mode, (image_size, image_size))  # JPEG: decode at a reduced scale, much faster
-            img = img.convert(mode).resize((image_size, image_size), Image.BILINEAR)
+            img = img.convert(mode).resize((image_size, image_size), Image.Resampling.BILINEAR)
             pixels = np.asarray(img, dtype=np.float32) / 255.0
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as err:
         raise DataError(f"cannot read image {path}: {err}") from err

@@ -51,7 +51,7 @@ def learn_merges(word_counts: Mapping[str, int], max_new: int, min_frequency: in
             where[p].add(i)
     heap = [(-n, p) for p, n in counts.items()]
     heapq.heapify(heap)
-    known, new = set(known), []
+    known, new = set(known), list[str]()
     while len(new) < max_new and heap:
         neg, pair = heapq.heappop(heap)
         n = counts.get(pair, 0)

@@ -54,7 +54,7 @@ def random_split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np
     return np.sort(order[k:]), np.sort(order[:k])
 
 
-def stratified_split(labels: Sequence[int], val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(labels: Sequence[int] | np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Like :func:`random_split`, but each class keeps its share in both halves, so a
     small validation set still sees every class."""
     labels = np.asarray(labels)
@@ -70,19 +70,19 @@ def stratified_split(labels: Sequence[int], val_fraction: float, seed: int) -> t
     return np.sort(np.concatenate(train or [empty])), np.sort(np.concatenate(val or [empty]))
 
 
-def balanced_subset(indices: np.ndarray, labels: Sequence[int], limit: int | None, seed: int) -> np.ndarray:
+def balanced_subset(indices: np.ndarray, labels: Sequence[int] | np.ndarray, limit: int | None, seed: int) -> np.ndarray:
     """At most ``limit`` of ``indices``, taken round-robin over classes in a seeded order,
     so a quick run on 500 Food-101 images still sees many classes instead of only the
     first one in file order. Returns ``indices`` unchanged when ``limit`` is None."""
     indices = np.asarray(indices)
     if limit is None or limit >= len(indices):
         return indices
-    labels = np.asarray(labels)[indices]
+    classes: np.ndarray = np.asarray(labels)[indices]  # the class of each index
     rng = np.random.default_rng(seed)
     shuffled = rng.permutation(len(indices))
     rank = np.empty(len(indices), dtype=np.int64)
-    for c in np.unique(labels):
-        members = shuffled[labels[shuffled] == c]  # this class, in seeded order
+    for c in np.unique(classes):
+        members = shuffled[classes[shuffled] == c]  # this class, in seeded order
         rank[members] = np.arange(len(members))
     order = np.lexsort((shuffled.argsort(), rank))  # by rank within class, ties in seeded order
     return np.sort(indices[order[:limit]])

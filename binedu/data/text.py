@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -234,7 +235,8 @@ def _wikitext_files(root: str | Path | None, name: str) -> tuple[Path, Path]:
         inner = root / f"{name}-raw"
         if (inner / "wiki.train.raw").exists():
             raise DataError(f"{root} holds a {name}-raw/ folder: pass root={inner}")
-    return tuple(require_file(root / f"wiki.{s}.raw", f"WikiText ({name})", hint) for s in ("train", "valid"))
+    train, valid = (require_file(root / f"wiki.{s}.raw", f"WikiText ({name})", hint) for s in ("train", "valid"))
+    return train, valid
 
 
 def _tokenizer(spec: str | Path | Tokenizer, texts: Sequence[str], vocab_size: int | None, default: int) -> Tokenizer:
@@ -312,7 +314,7 @@ def text_data(
         from .token_cache import cached_examples
 
         train, val = (
-            cached_examples(cache_dir, [file], tok, max_len, limit, lambda p=p: build_examples(p, tok, max_len, limit))
+            cached_examples(cache_dir, [file], tok, max_len, limit, partial(build_examples, p, tok, max_len, limit))
             for file, p in ((train_file, train_p), (val_file, val_p))
         )
     else:
