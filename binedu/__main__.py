@@ -80,7 +80,7 @@ EXAMPLES = """examples:
 
 exit status: 0 done, 1 bad data or state (one line on stderr), 2 bad arguments
 """
-CONFIGS = {"image": IMAGE_CONFIGS, "language": LANGUAGE_CONFIGS}
+CONFIGS: dict[str, dict[str, Any]] = {"image": IMAGE_CONFIGS, "language": LANGUAGE_CONFIGS}
 
 
 class CommandError(ValueError):
@@ -106,7 +106,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaults
     def _get_help_string(self, action: argparse.Action) -> str:
         if action.default is None or action.default is False or "default" in (action.help or ""):
             return action.help or ""
-        return super()._get_help_string(action)
+        return super()._get_help_string(action) or ""
 
 
 def _number(kind: type, low: float | None = None, high: float | None = None, above: bool = False):
@@ -336,7 +336,8 @@ def _load_data(spec: dict[str, Any]) -> Any:
 
 def _check_vocabulary(model: torch.nn.Module, vocab_size: int, tokenizer: object, model_file: Path) -> None:
     """A tokenizer must not produce ids the model has no embedding row for."""
-    size = model.config.vocab_size
+    config: Any = model.config  # a language model's, training or packed
+    size = config.vocab_size
     if vocab_size > size:
         raise CommandError(
             f"tokenizer {tokenizer} has {vocab_size:,} tokens but the model {model_file} knows {size:,} "
@@ -471,8 +472,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         allowed = TEXT_DATA if task == "language" else IMAGE_DATA
         if args.data not in allowed:
             raise UsageError(f"argument --data: {args.data!r} does not fit {_a(task)} model ({file}); use one of {', '.join(allowed)}")
+        config: Any = model.config
         spec = {"kind": task, "name": args.data, "root": args.data_root} | (
-            {"tokenizer": str(folder / TOKENIZER), "max_len": model.config.max_len} if task == "language" else {}
+            {"tokenizer": str(folder / TOKENIZER), "max_len": config.max_len} if task == "language" else {}
         )
     if spec is None:
         raise CommandError(f"{folder} has no {RUN} saying which data the model trained on: pass --data")
@@ -541,6 +543,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         model, args.prompt, tokenizer, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
         top_k=args.top_k, seed=args.seed,
     )  # fmt: skip
+    if not isinstance(text, str):  # a text prompt gives text back
+        raise TypeError(f"generate returned {type(text).__name__}, not text")
     _say(text)
     return 0
 

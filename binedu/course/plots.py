@@ -7,7 +7,7 @@ Every function returns the :class:`matplotlib.figure.Figure` it drew on; most ta
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -20,6 +20,7 @@ from torch import nn
 
 from ..history import History
 from ..model import count_parameters
+from ..packed import PackedLayer
 from ..quantize import quantize
 from ..units import PRECISION_BITS, bytes_at_bits, format_bytes
 
@@ -42,7 +43,8 @@ BIT_COLORS = ("#4c72b0", "#dd8452")  # bit 0, bit 1
 
 def _axes(ax: Axes | None, figsize: tuple[float, float] = (6.0, 3.8)) -> tuple[Figure, Axes]:
     if ax is not None:
-        return ax.figure, ax
+        fig = ax.figure
+        return (fig if isinstance(fig, Figure) else fig.figure), ax  # an axes in a subfigure: its root figure
     fig, ax = plt.subplots(figsize=figsize, layout="constrained")
     return fig, ax
 
@@ -84,7 +86,7 @@ def plot_weight_histogram(
     for bit in (0, 1):
         part = values[bits == bool(bit)].numpy()
         share = 100 * len(part) / values.numel()
-        ax.hist(part, bins=edges, color=BIT_COLORS[bit], alpha=0.85, label=f"bit {bit} ({share:.1f}%)")
+        ax.hist(part, bins=edges.tolist(), color=BIT_COLORS[bit], alpha=0.85, label=f"bit {bit} ({share:.1f}%)")
     ax.axvline(threshold, color="black", linestyle="--", linewidth=1.5, label=f"Eq. 1 threshold = mean = {threshold:.3g}")
     ax.set_xlabel("latent weight value (float32)")
     ax.set_ylabel("number of weights")
@@ -140,7 +142,7 @@ def plot_flip_ratio(
     return fig
 
 
-def layer_labels(names: Sequence[str], max_lines: int = 4) -> dict[str, str]:
+def layer_labels(names: Iterable[str], max_lines: int = 4) -> dict[str, str]:
     """At most ``max_lines`` layers out of ``names`` (ordered input to output), evenly
     spread and always with the first and the last, each with a readable label such as
     ``"layer 1 of 7 (input)"``; a plot with one line per layer of a deep model is a tangle."""
@@ -218,12 +220,12 @@ def plot_ste(threshold: float = 0.0, span: float = 1.0, ax: Axes | None = None) 
     half = torch.linspace(0.0, span, 201, dtype=torch.float64)[1:]
     w = torch.cat([threshold - half.flip(0), threshold + half]).requires_grad_()
     out = quantize_ste(w)
-    out.sum().backward()
+    (grad,) = torch.autograd.grad(out.sum(), w)
     fig, ax = _axes(ax, figsize=(6.5, 3.8))
     x = w.detach().numpy()
     ax.plot(x, out.detach().numpy(), color=BIT_COLORS[1], lw=2.5, label="forward: the bit, Eq. 1 (a step)")
     ax.plot(x, x - threshold + 0.5, "--", color=BIT_COLORS[0], lw=1.5,
-            label=f"backward: slope of the identity, d bit / dw = {w.grad.mean().item():g} everywhere")
+            label=f"backward: slope of the identity, d bit / dw = {grad.mean().item():g} everywhere")
     ax.axvline(threshold, color="black", lw=0.8, ls=":", label="threshold (the tensor's mean)")
     ax.set(xlabel="latent weight w", ylabel="value used", ylim=(-0.6, 1.6),
            title="Straight-through estimator: step forward, identity backward")
@@ -253,7 +255,7 @@ def plot_threshold_distance(
     colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(distances)))
     for (step, d), color in zip(distances.items(), colors, strict=True):
         close = float((d < near).mean())
-        ax.hist(d, bins=edges, histtype="step", lw=1.8, color=color,
+        ax.hist(d, bins=edges.tolist(), histtype="step", lw=1.8, color=color,
                 label=f"step {step}: {close:.1%} within {near:g} of the threshold")
     ax.axvline(near, color="black", lw=0.8, ls=":")
     ax.set_xscale("log")
@@ -309,7 +311,7 @@ def plot_memory_bars(num_params_or_model: int | nn.Module, title: str | None = N
     parameter count; a packed model the number of bits it stores."""
     if isinstance(num_params_or_model, nn.Module):
         model = num_params_or_model
-        n = count_parameters(model) or sum(m.num_bits() for m in model.modules() if hasattr(m, "num_bits"))
+        n = count_parameters(model) or sum(m.num_bits() for m in model.modules() if isinstance(m, PackedLayer))
     else:
         n = num_params_or_model
     if isinstance(n, bool) or not isinstance(n, int) or n <= 0:

@@ -145,7 +145,7 @@ def _capstone_run(layer_cls: Callable[..., Any], args: tuple) -> tuple | None:
         opt.step()
     with torch.no_grad():
         acc = (model(x).argmax(1) == y).float().mean().item()
-    bits = [(p.detach().double() > p.detach().double().mean()).float() for layer in model for p in (layer.weight, layer.bias)]
+    bits = [(p.detach().double() > p.detach().double().mean()).float() for layer in layers for p in (layer.weight, layer.bias)]
     return (*bits, acc)
 
 

@@ -43,14 +43,18 @@ register(
     )
 )
 
+_BNCVL_04 = get_exercise("04.bncvl_parameters")  # notebook 04's exercise, asked again at paper scale
+if not isinstance(_BNCVL_04, Exercise):
+    raise TypeError("04.bncvl_parameters must be a function exercise (an Exercise)")
+
 register(
     Exercise(
         id="08.bncvl_parameters",
         title="bncvl_parameters(in_channels, out_channels, filter_size), as in notebook 04",
         reference=bncvl_parameters,
         cases=lambda: [(3, 32, 3), (32, 32, 3), (128, 256, 5), (1, 1, 1)],
-        forbidden=get_exercise("04.bncvl_parameters").forbidden,
-        solution=get_exercise("04.bncvl_parameters").solution,
+        forbidden=_BNCVL_04.forbidden,
+        solution=_BNCVL_04.solution,
         hint="each of the out_channels filters has f * f * in_channels weights, plus one bias per filter.",
         rtol=0,
         atol=0,
