@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ..data import image_data
+from ..data.images import TensorImageDataset
 from ..linear import BinaryLinear
 from ..quantize import quantize
 from .plots import plot_weight_histogram
@@ -110,10 +111,13 @@ class LiveTrainingWidget(widgets.VBox):
             seed,
         )
         data = image_data("digits", seed=seed)
-        self.x_train = rearrange(data.train.images, "n 1 h w -> n (h w)")
-        self.y_train = data.train.labels
-        self.x_val = rearrange(data.val.images, "n 1 h w -> n (h w)")
-        self.y_val = data.val.labels
+        train, val = data.train, data.val
+        if not isinstance(train, TensorImageDataset) or not isinstance(val, TensorImageDataset):
+            raise TypeError("the digits must come as TensorImageDataset (images held in memory)")
+        self.x_train = rearrange(train.images, "n 1 h w -> n (h w)")
+        self.y_train = train.labels
+        self.x_val = rearrange(val.images, "n 1 h w -> n (h w)")
+        self.y_val = val.labels
         self.train_button = widgets.Button(description="Train", button_style="success", icon="play")
         self.pause_button = widgets.Button(description="Pause", icon="pause")
         self.reset_button = widgets.Button(description="Reset", button_style="warning", icon="refresh")
@@ -133,7 +137,7 @@ class LiveTrainingWidget(widgets.VBox):
 
     @property
     def layers(self) -> dict[str, BinaryLinear]:
-        return {f"layer {i + 1}": m for i, m in enumerate(self.model)}
+        return {f"layer {i + 1}": m for i, m in enumerate(self.model) if isinstance(m, BinaryLinear)}  # all are
 
     @property
     def running(self) -> bool:
@@ -149,7 +153,7 @@ class LiveTrainingWidget(widgets.VBox):
         self.step = 0
         self.losses: list[float] = []
         self.flip_rates: dict[str, list[float]] = {name: [] for name in self.layers}
-        self.initial_bits = kernel_bits(self.model[0])
+        self.initial_bits = kernel_bits(self.layers["layer 1"])
         self.shown_bits = self.initial_bits  # the bits of the last picture: what "just flipped" compares with
         self.val_accuracy = self._accuracy()
         self._draw()
@@ -209,7 +213,7 @@ class LiveTrainingWidget(widgets.VBox):
 
     def bits_changed(self) -> int:
         """First-layer kernel bits that differ from their value at initialisation."""
-        return int((kernel_bits(self.model[0]) != self.initial_bits).sum())
+        return int((kernel_bits(self.layers["layer 1"]) != self.initial_bits).sum())
 
     def _draw_status(self) -> None:
         state = "training" if self.running else ("finished" if self.step >= self.max_steps else "paused")
@@ -246,7 +250,7 @@ class LiveTrainingWidget(widgets.VBox):
         as PNG bytes; the bits drawn become the reference for the next "just flipped"."""
         fig = Figure(figsize=(12, 3.4), dpi=80)
         ax_bits, ax_hist = fig.subplots(1, 2)
-        bits = kernel_bits(self.model[0])
+        bits = kernel_bits(self.layers["layer 1"])
         ax_bits.imshow(kernel_bitmap(bits, self.shown_bits), interpolation="nearest")
         flipped = int((bits != self.shown_bits).sum())
         ax_bits.set_title(
@@ -256,7 +260,7 @@ class LiveTrainingWidget(widgets.VBox):
         )
         ax_bits.set_axis_off()
         self.shown_bits = bits
-        plot_weight_histogram(self.model[0].weight.detach(), name="layer 1 kernel", ax=ax_hist)
+        plot_weight_histogram(self.layers["layer 1"].weight.detach(), name="layer 1 kernel", ax=ax_hist)
         ax_hist.set_title("Layer 1 latent weights and their bits (Eq. 1)")
         fig.subplots_adjust(left=0.02, right=0.98, bottom=0.16, top=0.86, wspace=0.12)
         return _png(fig)

@@ -12,6 +12,7 @@ import functools
 import html
 import io
 import math
+from typing import Any
 
 import ipywidgets as widgets
 import torch
@@ -24,6 +25,7 @@ from ..bits import pack_bits
 from ..image_model import ImageClassifier
 from ..language_model import LanguageModel
 from ..linear import BinaryLinear
+from ..model import ConfigModel
 from ..quantize import quantize
 from ..units import PRECISION_BITS, bytes_at_bits, format_bytes
 
@@ -40,7 +42,7 @@ __all__ = [
 ]
 
 # label in the Model dropdown -> (model class, config name)
-PAPER_MODELS: dict[str, tuple[type, str]] = {
+PAPER_MODELS: dict[str, tuple[type[ConfigModel], str]] = {
     "paper-3x3": (ImageClassifier, "paper-3x3"),
     "paper-5x5": (ImageClassifier, "paper-5x5"),
     "paper-small": (LanguageModel, "paper-small"),
@@ -118,7 +120,7 @@ class BinarizationWidget(widgets.VBox):
         g = torch.Generator().manual_seed(1234)
         self.layer = BinaryLinear(self.IN_FEATURES, self.OUT_FEATURES)
         self.x = torch.randn(1, self.IN_FEATURES, generator=g)
-        self.state: dict[str, torch.Tensor | float | str] = {}
+        self.state: dict[str, Any] = {}  # tensors, thresholds and the rule, by name (see update)
         self._make_figure()
         controls = widgets.VBox([self.distribution, self.scale, self.shift, self.seed, self.threshold])
         numbers = widgets.VBox([self.bits_html, self.output_html])
