@@ -9,7 +9,8 @@
 #                  auto (default)  on Linux, PyTorch's CPU-only index when it answers within
 #                                  5 seconds (a ~1.7 GB venv instead of ~6 GB with CUDA);
 #                                  otherwise, and on macOS, the usual package index
-#                  default         the usual package index (on Linux that is PyPI's CUDA build)
+#                  default         the usual package index (on Linux that is PyPI's CUDA build,
+#                                  about 3 GB to download: the script warns before it)
 #                  <URL>           that index, e.g. https://download.pytorch.org/whl/cu126
 # constraints.txt pins torch for this path only; `pip install binedu` needs any torch>=2.2.
 set -euo pipefail
@@ -22,6 +23,21 @@ TORCH_CPU_INDEX="https://download.pytorch.org/whl/cpu"
 MIN_PYTHON="3.10"
 
 say() { echo "install: $*" >&2; }
+
+# Said before torch comes from the usual index on Linux, where that is the CUDA build.
+warn_cuda_build() {
+    [ "$(uname -s)" = Linux ] || return 0
+    say "WARNING: $1, so torch comes from the usual package index. On Linux that is"
+    say "  the CUDA build: about 3 GB to download (torch and a dozen nvidia-* packages) and about"
+    say "  6 GB in $VENV, none of it used on a machine without an NVIDIA GPU. To avoid it, stop now"
+    say "  (Ctrl-C) and either run again once $TORCH_CPU_INDEX can be reached, or"
+    say "  point TORCH_INDEX at a mirror of PyTorch's CPU wheels (make lab TORCH_INDEX=<URL>), or install"
+    say "  the CPU build first: $VENV/bin/python -m pip install torch --index-url $TORCH_CPU_INDEX"
+    if [ -t 0 ] && [ -t 2 ]; then
+        say "  Continuing in 10 seconds."
+        sleep 10
+    fi
+}
 
 # 1. A new enough Python, checked before anything is created.
 python_ok() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; }
@@ -83,17 +99,17 @@ EOF
             then
                 index="$TORCH_CPU_INDEX"
             else
-                say "PyTorch's CPU index ($TORCH_CPU_INDEX) cannot be reached: torch comes from the usual index"
+                warn_cuda_build "PyTorch's CPU index ($TORCH_CPU_INDEX) cannot be reached"
             fi
         fi
         ;;
-    default | none | "") ;;
+    default | none | "") warn_cuda_build "TORCH_INDEX=$TORCH_INDEX" ;;
     *) index="$TORCH_INDEX" ;;
 esac
 if [ -n "$index" ]; then
     say "installing torch from $index"
     if ! "${PIP[@]}" install -c constraints.txt --index-url "$index" torch; then
-        say "torch from $index failed: falling back to the usual index"
+        warn_cuda_build "installing torch from $index failed"
     fi
 fi
 
