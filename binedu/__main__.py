@@ -38,7 +38,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 
@@ -95,7 +95,7 @@ class UsageError(CommandError):
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``binedu train: error: argument --epochs: ...``."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
