@@ -100,9 +100,11 @@ def test_changelog_has_this_version_and_contributing_the_essentials():
         assert needed in contributing, needed
 
 
-def test_constraints_pin_torch_for_the_makefile_only():
+def test_constraints_pin_torch_and_the_type_checker_for_the_makefile_only():
     pins = [line for line in (REPO / "constraints.txt").read_text().splitlines() if line and line[0] != "#"]
-    assert pins == ["torch==2.13.0"]
+    assert pins == ["torch==2.13.0", "mypy==2.4.1"]
+    mypy = next(Requirement(line) for line in PROJECT["optional-dependencies"]["test"] if line.startswith("mypy"))
+    assert mypy.specifier.contains("2.4.1"), "the test extra allows the pinned mypy"
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
