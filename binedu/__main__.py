@@ -1,4 +1,4 @@
-"""Command line: ``python -m binedu`` (or ``binedu``) train | evaluate | pack | report | generate.
+"""Command line: ``python -m binedu`` (or ``binedu``) train | evaluate | pack | report | generate | course.
 
 Examples::
 
@@ -73,6 +73,7 @@ EXAMPLES = """examples:
   binedu pack runs/digits                            # 1-bit file: runs/digits/packed.safetensors
   binedu report --model language --config paper-small
   binedu generate runs/pydoc --prompt "The list" --temperature 0.8 --top-k 20
+  binedu course ~/binedu-course                      # copy the course's notebooks there
 
   # the paper's runs, one command each (a GPU is used when present)
   binedu train --model image --config paper-3x3 --data food101 --data-root ~/data/food-101
@@ -216,7 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .course.copy import add_arguments as add_course_arguments
 
-    add_course_arguments(command("course", "copy the course's notebooks into a folder and say how to open them"))
+    add_course_arguments(command(
+        "course", "copy the course's notebooks into a folder",
+        "Copy the course's notebooks into a folder and say how to open them.\n"
+        "Notebooks there that differ from the course (your work) are never replaced without --force.",
+    ))  # fmt: skip
     return parser
 
 
