@@ -188,7 +188,7 @@ def dense_matmul(x: torch.Tensor, weight_bits: torch.Tensor, chunk_elements: int
     rows, n_x = x.shape
     groups_count, n_units = weight_bits.shape
     out = x.new_empty(rows, n_units)
-    step = max(1, chunk_elements // (8 * groups_count))  # output columns per chunk
+    step = max(1, chunk_elements // max(1, 8 * groups_count))  # output columns per chunk
     for u in range(0, n_units, step):
         out[:, u : u + step] = x @ unpack_kernel(weight_bits[:, u : u + step], n_x, x.dtype)
     return out
