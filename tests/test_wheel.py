@@ -48,11 +48,10 @@ def run(args: list[str | Path], cwd: Path, env: dict[str, str] | None = None) ->
 
 
 def ten_line_example() -> str:
-    """The README's ten-line example: its python block that builds ``BinaryLinear`` layers
-    and trains them (the rule tests/test_readme.py uses to find it)."""
+    """The README's ten-line example: its first python block that builds ``BinaryLinear``
+    layers and trains them (the rule tests/test_readme.py uses to find it)."""
     blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(encoding="utf-8"), flags=re.S)
-    (block,) = [b for b in blocks if "BinaryLinear" in b and "opt.step()" in b]
-    return block
+    return next(b for b in blocks if "BinaryLinear" in b and "opt.step()" in b)
 
 
 @pytest.fixture(scope="module")
