@@ -219,7 +219,7 @@ def test_help_shows_examples_and_every_options_default():
     top = parser.format_help()
     assert "examples:" in top and "binedu train --model image --config tiny" in top and "exit status:" in top
     commands = parser._subparsers._group_actions[0].choices
-    assert set(commands) == {"train", "evaluate", "pack", "report", "generate"}
+    assert set(commands) == {"train", "evaluate", "pack", "report", "generate", "course"}
     formatter = _Formatter("binedu")
     for name, sub in commands.items():
         for action in sub._actions:
