@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -59,7 +60,13 @@ def dist(tmp_path_factory) -> Path:
     """The sdist and the wheel, built without build isolation (the test extra has
     setuptools, build and twine) so that nothing is downloaded."""
     out = tmp_path_factory.mktemp("dist")
-    run([sys.executable, "-m", "build", "--no-isolation", "--outdir", out, REPO], cwd=REPO)
+    egg_info = REPO / "binedu.egg-info"  # the sdist step writes it into the checkout
+    existed = egg_info.exists()
+    try:
+        run([sys.executable, "-m", "build", "--no-isolation", "--outdir", out, REPO], cwd=REPO)
+    finally:
+        if not existed:
+            shutil.rmtree(egg_info, ignore_errors=True)
     return out
 
 
