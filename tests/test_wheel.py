@@ -4,7 +4,8 @@ wheel installed into a fresh venv runs the README's ten-line example, copies the
 with ``binedu course DIR`` and ``python -m binedu course DIR``, and one copied notebook
 executes there.
 
-The fresh venv gets no packages of its own except binedu from the wheel (``--no-deps``):
+The fresh venv gets no packages of its own but its pip (ensurepip, offline) and binedu
+from the wheel (``--no-deps``):
 its dependencies (torch, ipykernel, ...) are the project venv's, seen through one ``.pth``
 path line, so the test downloads nothing. A path line in a ``.pth`` file does not run the
 ``.pth`` files of the folder it adds, so the project's own (editable) binedu stays
@@ -74,13 +75,13 @@ def dist(tmp_path_factory) -> Path:
 def venv(dist, tmp_path_factory) -> dict[str, Path]:
     """A fresh venv holding binedu from the wheel, and an environment without PYTHONPATH."""
     root = tmp_path_factory.mktemp("fresh") / "venv"
-    run([sys.executable, "-m", "venv", "--without-pip", root], cwd=root.parent)
+    run([sys.executable, "-m", "venv", root], cwd=root.parent)  # with its own pip (ensurepip, offline)
     python = root / "bin" / "python"
     purelib = Path(run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], cwd=root).stdout.strip())
     (wheel,) = dist.glob("binedu-*.whl")
     # before the .pth: pip would take the project's editable binedu for an installed one
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nor one found through PYTHONPATH
-    run([sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index", wheel], root, env)
+    run([python, "-m", "pip", "install", "--no-deps", "--no-index", "--disable-pip-version-check", wheel], root, env)
     assert (purelib / "binedu" / "__init__.py").is_file()
     (purelib / "project_dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
     return {"root": root, "python": python, "purelib": purelib}
