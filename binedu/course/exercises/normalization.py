@@ -14,7 +14,7 @@ from torch import nn
 
 from ...linear import BinaryLinear
 from ...normalize import EPS, normalize
-from .core import Exercise, Prediction, is_placeholder, register
+from .core import NORMS, Exercise, Measured, Prediction, _seal, is_placeholder, register
 
 
 def _normalize_cases() -> list[tuple]:
@@ -26,12 +26,6 @@ def _normalize_cases() -> list[tuple]:
     ]
 
 
-def _my_normalize(z: torch.Tensor) -> torch.Tensor:
-    """Normalize from scratch (the model answer)."""
-    mean = z.mean(-1, keepdim=True)
-    var = z.var(-1, unbiased=False, keepdim=True)
-    return (z - mean) / torch.sqrt(var + EPS)
-
 
 register(
     Exercise(
@@ -39,8 +33,7 @@ register(
         title="Normalize(z): zero mean, unit standard deviation over the last axis, no parameters",
         reference=lambda z: normalize(z, -1),
         cases=_normalize_cases,
-        forbidden=("binedu.normalize.normalize", "torch.nn.functional.layer_norm", "torch.layer_norm"),
-        solution=_my_normalize,
+        forbidden=NORMS,
         hint=f"(z - mean) / sqrt(var + eps) over dim=-1 with keepdim=True; var is the population variance "
         f"(unbiased=False) and eps = {EPS}.",
         atol=1e-4,
@@ -149,26 +142,6 @@ def _capstone_run(layer_cls: Callable[..., Any], args: tuple) -> tuple | None:
     return (*bits, acc)
 
 
-def _my_binary_linear() -> type[nn.Module]:
-    """The model answer: a BNFCL (Alg. 1) from scratch, with its own Eq. 1, STE and Normalize."""
-
-    class MyBinaryLinear(nn.Module):
-        def __init__(self, in_features: int, out_features: int, activation: str | None = None) -> None:
-            super().__init__()
-            self.weight = nn.Parameter(torch.empty(out_features, in_features))
-            self.bias = nn.Parameter(torch.zeros(out_features))
-            self.activation = activation
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            def ste(p: torch.Tensor) -> torch.Tensor:
-                return p + ((p > p.mean()).float() - p).detach()
-
-            z = F.linear(x, ste(self.weight), ste(self.bias))
-            a = _my_normalize(z)
-            return torch.relu(a) if self.activation == "relu" else a
-
-    return MyBinaryLinear
-
 
 register(
     Exercise(
@@ -181,11 +154,8 @@ register(
             "binedu.linear.BinaryLinear",
             "binedu.quantize.quantize",
             "binedu.quantize.quantize_ste",
-            "binedu.normalize.normalize",
-            "torch.nn.functional.layer_norm",
-            "torch.layer_norm",
+            *NORMS,
         ),
-        solution=_my_binary_linear(),
         hint="forward: W_q = your STE of self.weight, b_q = your STE of self.bias (each against its own mean), "
         "z = F.linear(x, W_q, b_q), then your Normalize over the last axis, then ReLU if activation == 'relu'. "
         "Keep self.weight and self.bias as the only parameters.",
@@ -193,3 +163,20 @@ register(
         atol=1e-6,
     )
 )
+
+
+def depth_experiment(weights: str = "01", normalize: bool = False, width: int = 64, depth: int = 16) -> Measured:
+    """Predict-then-run (notebook 03): the std of the activations after a stack of ``depth``
+    ``BinaryLinear(width, width, "relu")`` layers with ``weights`` ("01" or "pm1") and with
+    or without Normalize (``std``), next to the same stack with 0/1 weights and no
+    Normalize (``std_01``). Same seed for both."""
+
+    def last_std(kind: str, with_norm: bool) -> float:
+        torch.manual_seed(0)
+        stack = nn.Sequential(*[BinaryLinear(width, width, "relu", normalize=with_norm, weights=kind)
+                                for _ in range(depth)])
+        with torch.no_grad():
+            return float(stack(torch.randn(256, width)).std())
+
+    return _seal(settings={"weights": weights, "normalize": normalize, "depth": depth},
+                 values={"std": last_std(weights, normalize), "std_01": last_std("01", False)})

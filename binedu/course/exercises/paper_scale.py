@@ -5,8 +5,7 @@ Importing this module registers them (binedu.course.exercises imports every note
 from __future__ import annotations
 
 from ...units import bytes_at_bits
-from .core import Exercise, get_exercise, register
-from .image_model import bncvl_parameters  # one name and signature per concept: notebook 04 defines it
+from .core import COUNTING, Exercise, register
 
 
 def bnfcl_parameters(n_x: int, n_units: int) -> int:
@@ -22,10 +21,6 @@ def paper_packed_megabytes(name: str) -> float:
     return bytes_at_bits(paper_model_parameters(name), 1) / 1e6
 
 
-def _my_bnfcl_parameters(n_x: int, n_units: int) -> int:
-    """The model answer: one weight per (input, unit) pair, one bias per unit."""
-    return n_units * (n_x + 1)
-
 
 register(
     Exercise(
@@ -33,9 +28,7 @@ register(
         title="Parameters of a BNFCL with n_x inputs and n_units units (kernel and bias)",
         reference=bnfcl_parameters,
         cases=lambda: [(768, 4096), (4096, 2048), (2048, 30522), (256, 101), (1, 1)],
-        forbidden=("binedu.course.exercises.paper_scale.bnfcl_parameters", "binedu.model.count_parameters", "binedu.linear.BinaryLinear",
-                   "torch.nn.Linear"),
-        solution=_my_bnfcl_parameters,
+        forbidden=COUNTING,
         hint="the kernel has one parameter per (input, unit) pair and the bias one per unit; both are "
         "binarized, so both count.",
         rtol=0,
@@ -43,19 +36,6 @@ register(
     )
 )
 
-register(
-    Exercise(
-        id="08.bncvl_parameters",
-        title="bncvl_parameters(in_channels, out_channels, filter_size), as in notebook 04",
-        reference=bncvl_parameters,
-        cases=lambda: [(3, 32, 3), (32, 32, 3), (128, 256, 5), (1, 1, 1)],
-        forbidden=get_exercise("04.bncvl_parameters").forbidden,
-        solution=get_exercise("04.bncvl_parameters").solution,
-        hint="each of the out_channels filters has f * f * in_channels weights, plus one bias per filter.",
-        rtol=0,
-        atol=0,
-    )
-)
 
 def mixed_precision_megabytes(name: str = "paper-large") -> float:
     """Megabytes (10**6 bytes) of a paper language model deployed the way many binary
@@ -72,7 +52,7 @@ register(
     Exercise(
         id="08.mixed_precision_mb",
         title="paper-large with its embedding and its last layer in float32, the rest at 1 bit: MB (10**6 bytes)",
-        reference=mixed_precision_megabytes,
+        digest="17593d2960430945ec11",
         hint="count the parameters of model.embedding and of model.head[-1] (on the meta device), 4 bytes each; "
         "every other parameter takes 1/8 byte. Add, divide by 10**6.",
         rtol=1e-3,
