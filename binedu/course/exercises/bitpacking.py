@@ -4,6 +4,7 @@ Importing this module registers them (binedu.course.exercises imports every note
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -178,11 +179,17 @@ def inference_model(seed: int) -> nn.Module:
     return nn.Sequential(BinaryLinear(20, 37, "relu"), BinaryLinear(37, 16, "relu"), BinaryLinear(16, 5))
 
 
+def _inference_cases() -> list[tuple]:
+    """(packed layers, input batch) of three seeded models: packed before the check switches
+    pack_model off."""
+    return [(packed_layers(inference_model(seed)),
+             torch.randn(batch, 20, generator=torch.Generator().manual_seed(seed + 1)).numpy())
+            for seed, batch in ((0, 4), (1, 1), (2, 7))]
+
+
 def _inference_observe(fn: Callable[..., Any], args: tuple) -> torch.Tensor | None:
-    seed, batch = args
-    model = inference_model(seed)
-    x = torch.randn(batch, 20, generator=torch.Generator().manual_seed(seed + 1)).numpy()
-    out = fn(packed_layers(model), x)
+    layers, x = args
+    out = fn(copy.deepcopy(layers), x.copy())
     if out is None or out is Ellipsis:
         return None
     if isinstance(out, torch.Tensor):
@@ -195,11 +202,11 @@ register(
         id="06.build_packed_inference",
         title="Build: NumPy-only inference of a packed binary network, equal to binedu's pack_model",
         reference=packed_model_forward,
-        cases=lambda: [(0, 4), (1, 1), (2, 7)],
+        cases=_inference_cases,
         observe=_inference_observe,
         forbidden=(*_PACKING, "binedu.packed.pack_model", "binedu.packed.PackedLinear", "binedu.packed.packed_matmul",
                    "binedu.packed.unpack_kernel", "binedu.packed.unpack_float", "binedu.packed.lut_matmul",
-                   "binedu.packed.dense_matmul", "torch.from_numpy", "torch.as_tensor", "torch.tensor"),
+                   "binedu.packed.dense_matmul"),
         hint=(
             "first unpack each layer's bytes back to a 0/1 matrix, then run Alg. 2 layer by layer.",
             "bit j of byte g in column u of `weight` is the weight from input 8 * g + j to unit u: "

@@ -69,7 +69,7 @@ register(
         digest="5d7bdd8ac1733f4bf429",
         hint="-1e-10 is practically 0, so a 'masked' score stays equal to the others; softmax of 8 equal "
         "scores gives each position the same weight. How many of the 8 positions are in position 0's future?",
-        rtol=1e-6,
+        rtol=0,
         atol=1e-6,
     )
 )

@@ -59,3 +59,38 @@ register(
         atol=0,
     )
 )
+
+
+# ---------------------------------------------------------------- build: Alg. 8's parameter count
+
+
+def blm_parameters(vocab_size: int, max_len: int, embed_dim: int, num_blocks: int, mlp_units: tuple[int, ...],
+                   ff_dim: int | None = None) -> int:
+    """Parameters of a BLM (Alg. 8) of that shape, counted on a model built on the meta
+    device (``ff_dim=None``: binedu's default width of the feed-forward layer)."""
+    from ...language_model import LanguageModel
+
+    return LanguageModel.on_meta("tiny", vocab_size=vocab_size, max_len=max_len, embed_dim=embed_dim, num_heads=1,
+                                 num_blocks=num_blocks, mlp_units=tuple(mlp_units), ff_dim=ff_dim).num_parameters()
+
+
+register(
+    Exercise(
+        id="08.build_blm_parameters",
+        title="Build: the parameter count of a whole BLM (Alg. 8), layer by layer, for any shape",
+        reference=blm_parameters,
+        cases=lambda: [(30522, 256, 768, 12, (4096, 2048)), (100, 16, 32, 2, (64,)), (50, 8, 24, 1, (), 40),
+                       (1000, 64, 128, 3, (256, 128), 96)],
+        forbidden=(*COUNTING, "binedu.language_model.LanguageModel", "binedu.embedding.BinaryEmbedding",
+                   "binedu.transformer.BinaryTransformerBlock", "binedu.course.widgets.paper_model_parameters"),
+        hint=(
+            "write one small function per building block (BEMBL, attention, feed-forward, BNFCL) and add them up.",
+            "the BEMBL has a token table and a position table, each with its own bias of embed_dim values; the "
+            "attention has four BNFCLs (query, key, value, out) of embed_dim -> embed_dim.",
+            "the feed-forward part is embed_dim -> ff_dim -> embed_dim (ff_dim=None means 2 * embed_dim); the head "
+            "is a BNFCL per entry of mlp_units, then one to vocab_size. Normalize has no parameters.",
+        ),
+        rtol=0,
+        atol=0,
+    )
+)
