@@ -68,16 +68,11 @@ def grade_notebook(student: str, submitted: nbformat.NotebookNode, released: nbf
         if grade_id in given:
             cell.source = given[grade_id].source
         row.flags = scan(cell.source, getattr(ex, "switched_off", ()))
-        if ex.kind == "prediction":
-            first = _first_prediction(given.get(grade_id))
-            row.why = f"first prediction recorded: {first}" if first else "no prediction recorded"
-            row.score = row.points if first else 0.0
+        m = CHECK.search(cell.source)
+        if m:
+            tests[grade_id] = m.group(2)
         else:
-            m = CHECK.search(cell.source)
-            if m:
-                tests[grade_id] = m.group(2)
-            else:
-                row.why = "the check call was removed"
+            row.why = "the check call was removed"
         rows.append(row)
     run.cells.append(nbformat.v4.new_code_cell(
         "### BEGIN HIDDEN TESTS\n"
@@ -103,6 +98,9 @@ def grade_notebook(student: str, submitted: nbformat.NotebookNode, released: nbf
         if row.exercise in results:
             row.score = row.points if results[row.exercise]["ok"] else 0.0
             row.why = results[row.exercise]["why"]
+            first = _first_prediction(given.get(row.exercise))
+            if first:
+                row.why = f"{row.why} (first prediction in the student's session: {first})".strip()
         elif row.exercise in tests:
             row.why = "the hidden tests did not run (the notebook stopped before them)"
     return rows

@@ -32,7 +32,9 @@ def scan(source: str, forbidden: tuple[str, ...] = ()) -> list[str]:
         tree = ast.parse(_strip_magics(source))
     except SyntaxError as err:
         return [f"does not parse: {err.msg}"]
-    short = {name.rsplit(".", 1)[-1]: name for name in forbidden}
+    defined = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+    defined |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    short = {name.rsplit(".", 1)[-1]: name for name in forbidden if name.rsplit(".", 1)[-1] not in defined}
     flags: list[str] = []
     for node in ast.walk(tree):
         name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None

@@ -556,7 +556,7 @@ def _smuggled(ex: Exercise, answer: Any) -> str | None:
     for obj in _reachable(answer):
         if id(obj) in objects and obj is not answer:
             return objects[id(obj)]
-        if isinstance(obj, types.FunctionType) and not _library(obj):
+        if isinstance(obj, types.FunctionType):  # a library function too: a copy takes its module's name
             code = obj.__code__
             for c in [code, *(c for c in code.co_consts if isinstance(c, types.CodeType))]:
                 hit = origins.get((c.co_filename, c.co_firstlineno)) or keys.get(_code_key(c))
