@@ -206,3 +206,38 @@ _kept = sum(p.numel() for m in (_large.embedding, _large.head[-1]) for p in m.pa
 mixed_mb = (4 * _kept + -(-(_large.num_parameters() - _kept) // 8)) / 1e6
 '''),
 }
+
+
+def notebook_imports(notebook: str) -> str:
+    """The import statements of a course notebook (``"02"``): the top-level ``import`` and
+    ``from ... import`` lines of its code cells, in order (what a pasted answer may use)."""
+    import json
+    from pathlib import Path
+
+    path = next((Path(__file__).resolve().parent.parent / "notebooks").glob(f"{notebook}_*.ipynb"))
+    lines = []
+    for cell in json.loads(path.read_text())["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"]).splitlines()
+        i = 0
+        while i < len(source):
+            line = source[i]
+            if line.startswith(("import ", "from ")) and "google.colab" not in line:
+                block = [line]
+                while block[-1].rstrip().endswith(("(", ",")) or ("(" in "".join(block) and ")" not in "".join(block)):
+                    i += 1
+                    block.append(source[i])
+                lines += block
+            i += 1
+    return "\n".join(lines)
+
+
+def model_answer(exercise_id: str) -> object:
+    """The model answer of ``exercise_id``, pasted into a fresh namespace that holds only
+    what its notebook imported."""
+    name, source = ANSWERS[exercise_id]
+    namespace: dict[str, object] = {}
+    exec(notebook_imports(exercise_id[:2]), namespace)  # noqa: S102 - the course's own notebooks
+    exec(source, namespace)  # noqa: S102 - the kit's own answer
+    return namespace[name]

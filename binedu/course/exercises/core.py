@@ -652,7 +652,7 @@ def check(exercise_id: str, answer: Any, *, measured: Any = None, verbose: bool 
             raise ValueError(f"exercise {ex.id!r} is not a prediction: it takes no measured=")
         ok, message = _judge(ex, answer)
         attempt = not ok and not is_placeholder(answer) and "placeholder" not in message
-    if attempt:
+    if attempt and not ok:
         _WRONG[ex.id] = _WRONG.get(ex.id, 0) + 1
     if verbose:
         print(f"[{ex.id}] {ex.title}")
@@ -747,7 +747,7 @@ def _judge_prediction(ex: Prediction, answer: Any, measured: Any) -> tuple[bool,
     for key in ex.keys:
         if key not in values:
             return False, f"your run did not measure {key!r}: hand in what the experiment returned.", False
-    first = _FIRST.setdefault(ex.id, answer)
+    first = _FIRST.setdefault(ex.id, answer.strip().lower() if isinstance(answer, str) else answer)
     recorded = f"Your first prediction, recorded: {first!r}."
     truth = ex.outcome(measured)
     said = ex.explain(measured) if ex.explain else f"Your run measured: {_show(truth)}."
