@@ -12,7 +12,7 @@ TORCH_INDEX ?= auto
 INSTALL := PYTHON="$(PYTHON)" VENV="$(VENV)" TORCH_INDEX="$(TORCH_INDEX)" bash scripts/install.sh
 INSTALL_INPUTS := pyproject.toml constraints.txt scripts/install.sh
 
-.PHONY: lab test install install-lab browser lint clean
+.PHONY: lab test install install-lab browser lint clean release
 
 # everything (lab + test): what `make test` and development need
 install: $(VENV)/.installed-test
@@ -46,3 +46,6 @@ test: lint browser
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info
+
+# the student notebooks (no answers, no hidden tests) into OUT; see teacher/README.md
+release: install-lab ; $(BIN)/python -m teacher release $(or $(OUT),release)
