@@ -151,8 +151,8 @@ def write_tables(rows: list[Row], out_dir: Path) -> None:
     for s in students:
         cells = []
         for e in exercises:
-            r = by.get((s, e))
-            cells.append("" if r is None else f"{r.score:g}/{r.points:g}" + (" ⚑" if r.flags else ""))
+            cell = by.get((s, e))
+            cells.append("" if cell is None else f"{cell.score:g}/{cell.points:g}" + (" ⚑" if cell.flags else ""))
         total = sum(r.score for r in rows if r.student == s)
         possible = sum(r.points for r in rows if r.student == s)
         lines.append(f"| {s} | " + " | ".join(cells) + f" | {total:g}/{possible:g} |")

@@ -8,6 +8,7 @@ references are binedu's own functions, run in the grading kernel next to the ans
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import random
@@ -114,9 +115,9 @@ def run_in_kernel(namespace: dict[str, Any], tests: dict[str, str], seed: int) -
             results[ex_id] = {"ok": made, "why": "" if made else "no prediction with a changed run of binedu's experiment"}
             continue
         answer = namespace.get(name, ...)
-        if ex.kind == "function":
+        if isinstance(ex, core.Exercise) and ex.kind == "function":
             cases = hidden_cases(ex, seed)
-            ex = dataclasses.replace(ex, cases=lambda cases=cases: cases)
+            ex = dataclasses.replace(ex, cases=functools.partial(list, cases))
         try:
             ok, why = judge._judge(ex, answer)
         except Exception as err:  # noqa: BLE001 - the student's code broke the check: a zero, with the reason

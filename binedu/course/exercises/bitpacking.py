@@ -154,10 +154,15 @@ def packed_layers(model: nn.Module) -> list[dict[str, Any]]:
     ``activation`` ("relu" or "linear")."""
     packed = pack_model(model)
     return [
-        {"weight": layer.weight_bits.numpy().copy(), "bias": layer.bias_bits.numpy().copy(),
+        {"weight": _array(layer.weight_bits), "bias": _array(layer.bias_bits),
          "in_features": layer.in_features, "out_features": layer.out_features, "activation": layer.activation}
         for layer in packed.modules() if isinstance(layer, PackedLinear)
     ]
+
+
+def _array(buffer: Any) -> np.ndarray:
+    assert isinstance(buffer, torch.Tensor)
+    return buffer.numpy().copy()
 
 
 def packed_model_forward(layers: list[dict[str, Any]], x: np.ndarray) -> np.ndarray:
@@ -165,8 +170,9 @@ def packed_model_forward(layers: list[dict[str, Any]], x: np.ndarray) -> np.ndar
     out = torch.from_numpy(np.asarray(x, dtype=np.float32))
     for spec in layers:
         layer = PackedLinear(spec["in_features"], spec["out_features"], spec["activation"])
-        layer.weight_bits.copy_(torch.from_numpy(spec["weight"]))
-        layer.bias_bits.copy_(torch.from_numpy(spec["bias"]))
+        for buffer, key in ((layer.weight_bits, "weight"), (layer.bias_bits, "bias")):
+            assert isinstance(buffer, torch.Tensor)
+            buffer.copy_(torch.from_numpy(spec[key]))
         with torch.no_grad():
             out = layer(out)
     return out.numpy()

@@ -764,7 +764,7 @@ def _judge_prediction(ex: Prediction, answer: Any, measured: Any) -> tuple[bool,
                    f"run the cell once more (what the run measured is shown after a second try). {recorded}"), True
 
 
-_GUARDED = {name: obj for name, obj in dict(globals()).items()
+_GUARDED: dict[str, Any] = {name: obj for name, obj in dict(globals()).items()
             if name.startswith("_") and isinstance(obj, types.FunctionType) and obj.__module__ == __name__}
 _GUARDED |= {"check": check, "Measured": Measured, "_SECRET": _SECRET}
 
