@@ -66,8 +66,11 @@ register(
         reference=quantize,
         cases=_tensors_02,
         forbidden=("binedu.quantize.quantize", "binedu.quantize.quantize_ste"),
-        hint="compare every entry with the mean of the whole tensor (not with 0), with a strict '>': a value "
-        "equal to the mean gives 0; return 0.0/1.0 floats of the same shape as p.",
+        hint=(
+            'Eq. 1 compares each entry with one number computed from the whole tensor: which one?',
+            "compare every entry with the mean of the whole tensor (not with 0), with a strict '>': a value "
+            "equal to the mean gives 0; return 0.0/1.0 floats of the same shape as p.",
+        ),
         rtol=0,
         atol=0,
     )
@@ -81,8 +84,11 @@ register(
         cases=_ste_cases,
         observe=_ste_observe,
         forbidden=("binedu.quantize.quantize_ste",),
-        hint="the forward value must be quantize(w), yet the gradient must reach w as if the output were w "
-        "itself: add to w a correction that has the value quantize(w) - w but no gradient (detach it).",
+        hint=(
+            'the forward pass and the backward pass need different things: which part of the expression should autograd not see?',
+            "the forward value must be quantize(w), yet the gradient must reach w as if the output were w "
+            "itself: add to w a correction that has the value quantize(w) - w but no gradient (detach it).",
+        ),
         atol=1e-6,
     )
 )
@@ -93,8 +99,11 @@ register(
         title="A binary layer's pre-activation z = W_b x + b_b (Alg. 2, before Normalize)",
         reference=lambda x, w, b: F.linear(x, quantize(w), quantize(b)),
         cases=_preactivation_cases,
-        hint="quantize the kernel and the bias separately (each against its own mean), then x @ W_b.T + b_b "
-        "(or torch.nn.functional.linear).",
+        hint=(
+            'the layer uses the bits of its parameters, not the latent floats.',
+            "quantize the kernel and the bias separately (each against its own mean), then x @ W_b.T + b_b "
+            "(or torch.nn.functional.linear).",
+        ),
         atol=1e-5,
     )
 )
@@ -120,8 +129,11 @@ register(
             f"{float(m.values['agree']):.1%} of the bits still equal the teacher's, "
             f"{float(m.values['ones']):.1%} of them are 1."
         ),
-        hint="section 2: a threshold that does not move with the weights sees every weight above it once they all "
-        "drift up. How many of the teacher's bits are 1?",
+        hint=(
+            'after the shift, where are the latent weights relative to 0?',
+            "section 2: a threshold that does not move with the weights sees every weight above it once they all "
+            "drift up. How many of the teacher's bits are 1?",
+        ),
     )
 )
 

@@ -74,8 +74,11 @@ register(
         reference=pack_byte,
         cases=_bytes_cases,
         forbidden=("binedu.course.exercises.bitpacking.pack_byte", *_PACKING),
-        hint="bit j (counting from 0) is worth 2**j: add bits[j] << j (or bits[j] * 2**j) over j = 0..7. "
-        "The first value is the *least* significant bit, unlike how we write binary numbers.",
+        hint=(
+            'what is the first bit worth, and the last one, in the little bit order?',
+            "bit j (counting from 0) is worth 2**j: add bits[j] << j (or bits[j] * 2**j) over j = 0..7. "
+            "The first value is the *least* significant bit, unlike how we write binary numbers.",
+        ),
         rtol=0,
         atol=0,
     )
@@ -89,7 +92,10 @@ register(
         cases=lambda: [(0,), (1,), (128,), (141,), (255,), (0b01010101,)],
         observe=_as_bit_tuple,
         forbidden=("binedu.course.exercises.bitpacking.unpack_byte", *_PACKING),
-        hint="bit j of the byte is (byte >> j) & 1, for j = 0..7; return them as a tuple.",
+        hint=(
+            'how do you read one bit of an integer with a shift and a mask?',
+            "bit j of the byte is (byte >> j) & 1, for j = 0..7; return them as a tuple.",
+        ),
         rtol=0,
         atol=0,
     )
@@ -102,8 +108,11 @@ register(
         reference=packed_matrix_bytes,
         cases=lambda: [(1, 8), (1, 10), (3, 8), (10, 100), (2048, 2048), (256, 1), (5, 0)],
         forbidden=("binedu.course.exercises.bitpacking.packed_matrix_bytes", "binedu.units.bytes_at_bits", "binedu.bits.packed_length"),
-        hint="each row starts a fresh byte, so one row takes ceil(cols / 8) bytes (10 bits need 2 bytes), "
-        "and there are `rows` of them.",
+        hint=(
+            'can two rows share a byte?',
+            "each row starts a fresh byte, so one row takes ceil(cols / 8) bytes (10 bits need 2 bytes), "
+            "and there are `rows` of them.",
+        ),
         rtol=0,
         atol=0,
     )
@@ -137,8 +146,11 @@ register(
             f"Your run packed {m.values['parameters']:,} parameters into {m.values['packed_bytes']:,} bytes: "
             f"{m.values['bits_per_parameter']:.3f} bits per parameter."
         ),
-        hint="each unit's 12 kernel bits are packed on their own and start a fresh byte; the 64 bias bits fill "
-        "whole bytes. Count the bytes, times 8, divided by the parameters (kernel and bias).",
+        hint=(
+            '12 bits do not fill whole bytes: what happens to the rest of the last byte of each row?',
+            "each unit's 12 kernel bits are packed on their own and start a fresh byte; the 64 bias bits fill "
+            "whole bytes. Count the bytes, times 8, divided by the parameters (kernel and bias).",
+        ),
     )
 )
 

@@ -84,8 +84,11 @@ register(
         reference=lut_entry,
         cases=_lut_entry_cases,
         forbidden=("binedu.course.exercises.deployment.lut_entry", "binedu.course.exercises.deployment.lut_tables", *_LIBRARY),
-        hint="bit j of k is (k >> j) & 1; add x[j] for every j whose bit is 1 (entry 0 is 0.0, entry 255 is "
-        "x.sum()). Return a tensor or a float.",
+        hint=(
+            'which of the 8 inputs does byte k select?',
+            "bit j of k is (k >> j) & 1; add x[j] for every j whose bit is 1 (entry 0 is 0.0, entry 255 is "
+            "x.sum()). Return a tensor or a float.",
+        ),
         atol=1e-5,
     )
 )
@@ -97,8 +100,11 @@ register(
         reference=lut_dot,
         cases=_lut_dot_cases,
         forbidden=("binedu.course.exercises.deployment.lut_dot", "binedu.course.exercises.deployment.lut_tables", "binedu.course.exercises.deployment.lut_entry", *_LIBRARY),
-        hint="split x into groups of 8 (x.reshape(-1, 8)); for group g look up entry packed_row[g] of its table "
-        "(use your lut_entry) and add the results. Check: it equals unpack_bits(packed_row, x.numel()) @ x.",
+        hint=(
+            'the packed row has one byte per group of 8 inputs.',
+            "split x into groups of 8 (x.reshape(-1, 8)); for group g look up entry packed_row[g] of its table "
+            "(use your lut_entry) and add the results. Check: it equals unpack_bits(packed_row, x.numel()) @ x.",
+        ),
         atol=1e-4,
     )
 )
@@ -108,7 +114,10 @@ register(
         id="07.lut_table_bytes",
         title="float32 bytes of the lookup tables for one input of 2048 features",
         digest="3fe7d12fdcfce16999d9",
-        hint="one table per group of 8 inputs, 256 entries per table, 4 bytes per float32 entry.",
+        hint=(
+            'how many tables does one input of 2048 features need, and how large is each?',
+            "one table per group of 8 inputs, 256 entries per table, 4 bytes per float32 entry.",
+        ),
         rtol=0,
         atol=0,
     )
@@ -157,7 +166,10 @@ register(
             f"{m.values['acc']:.3f} with the bits of a zero threshold ('about the same': less than 2 points "
             "lower; 'a little lower': less than 20 points)."
         ),
-        hint="the model was trained with Eq. 1's bits: the threshold is the mean of each tensor. How far from 0 "
-        "are the means of the trained latent tensors, the biases in particular (they start at exactly 0)?",
+        hint=(
+            "Eq. 1's threshold moves with the weights; a zero threshold does not.",
+            "the model was trained with Eq. 1's bits: the threshold is the mean of each tensor. How far from 0 "
+            "are the means of the trained latent tensors, the biases in particular (they start at exactly 0)?",
+        ),
     )
 )

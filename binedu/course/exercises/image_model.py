@@ -57,8 +57,11 @@ register(
         reference=bncvl_parameters,
         cases=lambda: [(3, 32, 3), (32, 32, 3), (128, 256, 3), (3, 32, 5), (1, 16, 3), (64, 64, 1)],
         forbidden=COUNTING,
-        hint="each of the out_channels filters has f * f * in_channels weights, and each filter has one bias; "
-        "the normalization of a binary layer has no parameters.",
+        hint=(
+            'what does one filter hold, and what does each filter add besides its weights?',
+            "each of the out_channels filters has f * f * in_channels weights, and each filter has one bias; "
+            "the normalization of a binary layer has no parameters.",
+        ),
         rtol=0,
         atol=0,
     )
@@ -70,8 +73,11 @@ register(
         title="Image height after num_pools 2x2 max-pools (stride 2) and 'same' convolutions",
         reference=pooled_size,
         cases=lambda: [(256, 4), (256, 0), (8, 2), (28, 3), (7, 1), (101, 4)],
-        hint="'same' convolutions keep the size; each 2x2 pool with stride 2 halves it, rounding down "
-        "(size // 2, repeated num_pools times).",
+        hint=(
+            'what does one 2x2 pool with stride 2 do to an odd size?',
+            "'same' convolutions keep the size; each 2x2 pool with stride 2 halves it, rounding down "
+            "(size // 2, repeated num_pools times).",
+        ),
         rtol=0,
         atol=0,
     )
@@ -99,9 +105,12 @@ register(
         title="Smallest cross-entropy possible when the C output logits are normalized (mean 0, std 1)",
         reference=normalized_loss_floor,
         cases=lambda: [(2,), (3,), (10,), (101,), (1000,)],
-        hint="the loss of one example is -log softmax(z)[right class]; it is smallest when the right class's "
-        "logit is as large as possible and the C - 1 others are all equal (call them a and b). Use mean 0 and "
-        "(population) variance 1 to find a and b.",
+        hint=(
+            "the logits have mean 0 and standard deviation 1: how large can the right class's logit be?",
+            "the loss of one example is -log softmax(z)[right class]; it is smallest when the right class's "
+            "logit is as large as possible and the C - 1 others are all equal (call them a and b). Use mean 0 and "
+            "(population) variance 1 to find a and b.",
+        ),
         rtol=1e-6,
         atol=1e-9,
     )
@@ -128,8 +137,11 @@ register(
             f"{float(m.values['val_acc']):.3f}, against {float(m.values['channels_val_acc']):.3f} with 'channels' "
             "(within 0.02 counts as about the same)."
         ),
-        hint="section 3: with 'chw' one mean and one std serve the whole feature map; a background pixel and a "
-        "stroke pixel keep their difference in size. Which information does each choice hand to the next layer?",
+        hint=(
+            'what does each normalization keep that the other removes?',
+            "section 3: with 'chw' one mean and one std serve the whole feature map; a background pixel and a "
+            "stroke pixel keep their difference in size. Which information does each choice hand to the next layer?",
+        ),
     )
 )
 

@@ -55,8 +55,11 @@ register(
         reference=future_mask,
         cases=lambda: [(1,), (2,), (5,), (8,)],
         forbidden=("binedu.course.exercises.language_model.future_mask",),
-        hint="position i may attend to j <= i only; the positions to hide are those strictly above the "
-        "diagonal (torch.triu with diagonal=1 of a matrix of ones, as bool).",
+        hint=(
+            'which positions j are in the future of position i?',
+            "position i may attend to j <= i only; the positions to hide are those strictly above the "
+            "diagonal (torch.triu with diagonal=1 of a matrix of ones, as bool).",
+        ),
         rtol=0,
         atol=0,
     )
@@ -67,8 +70,11 @@ register(
         id="05.leaky_weight",
         title="Paper's -1e-10 mask, 8 tokens, all scores equal: total weight position 0 puts on the future",
         digest="5d7bdd8ac1733f4bf429",
-        hint="-1e-10 is practically 0, so a 'masked' score stays equal to the others; softmax of 8 equal "
-        "scores gives each position the same weight. How many of the 8 positions are in position 0's future?",
+        hint=(
+            'is -1e-10 a large or a small number next to the other scores?',
+            "-1e-10 is practically 0, so a 'masked' score stays equal to the others; softmax of 8 equal "
+            "scores gives each position the same weight. How many of the 8 positions are in position 0's future?",
+        ),
         rtol=0,
         atol=1e-6,
     )
@@ -81,9 +87,12 @@ register(
         reference=padfree_perplexity,
         cases=_perplexity_cases,
         forbidden=("binedu.course.exercises.language_model.padfree_perplexity", "binedu.metrics.token_loss", "binedu.metrics.perplexity"),
-        hint="take log_softmax of the logits, pick each target's log-probability, keep only the targets that "
-        "are not pad_id, average their negative, and exponentiate (F.cross_entropy with ignore_index=pad_id "
-        "does the middle steps).",
+        hint=(
+            'which targets must not count, and where does the mean go?',
+            "take log_softmax of the logits, pick each target's log-probability, keep only the targets that "
+            "are not pad_id, average their negative, and exponentiate (F.cross_entropy with ignore_index=pad_id "
+            "does the middle steps).",
+        ),
         rtol=1e-5,
         atol=1e-6,
     )
@@ -119,8 +128,11 @@ register(
             f"Your run measured a validation perplexity of {m.values['ppl_causal']:.2f} with the mask the model "
             f"was trained with, and {m.values['ppl']:.2f} with the leaky mask."
         ),
-        hint="with the leaky mask a future position gets the score -1e-10, practically 0, next to the scores "
-        "this model learned for the past: is 0 large or small next to them (section 6's maps)? And could a model "
-        "that never saw the future in training make any use of it?",
+        hint=(
+            'did this model ever see the future during training?',
+            "with the leaky mask a future position gets the score -1e-10, practically 0, next to the scores "
+            "this model learned for the past: is 0 large or small next to them (section 6's maps)? And could a model "
+            "that never saw the future in training make any use of it?",
+        ),
     )
 )

@@ -34,8 +34,11 @@ register(
         reference=lambda z: normalize(z, -1),
         cases=_normalize_cases,
         forbidden=NORMS,
-        hint=f"(z - mean) / sqrt(var + eps) over dim=-1 with keepdim=True; var is the population variance "
-        f"(unbiased=False) and eps = {EPS}.",
+        hint=(
+            'over which axis, and with which variance (biased or not)? Where does epsilon go?',
+            f"(z - mean) / sqrt(var + eps) over dim=-1 with keepdim=True; var is the population variance "
+            f"(unbiased=False) and eps = {EPS}.",
+        ),
         atol=1e-4,
         rtol=1e-4,
     )
@@ -47,8 +50,11 @@ register(
         title="Std of a 0/1 weighted sum of n standard-normal inputs (each weight a fair coin)",
         reference=lambda n: math.sqrt(n / 2),
         cases=lambda: [(1,), (2,), (64,), (1024,)],
-        hint="each term w_i x_i has mean 0 and variance E[w_i^2] E[x_i^2]: what is E[w^2] for a fair 0/1 coin? "
-        "Variances of independent terms add up, and the std is the square root of the variance.",
+        hint=(
+            'variances of independent terms add up.',
+            "each term w_i x_i has mean 0 and variance E[w_i^2] E[x_i^2]: what is E[w^2] for a fair 0/1 coin? "
+            "Variances of independent terms add up, and the std is the square root of the variance.",
+        ),
         rtol=1e-6,
     )
 )
@@ -68,8 +74,11 @@ register(
         title="Mean of a weighted sum of n ReLU inputs, with fair-coin weights 0/1 ('01') or -1/+1 ('pm1')",
         reference=relu_sum_mean,
         cases=lambda: [(256, "01"), (256, "pm1"), (1, "01"), (64, "01"), (1000, "pm1")],
-        hint="the mean of a sum is the sum of the means, and w_i and x_i are independent: E[w x] = E[w] E[relu(x)]. "
-        "E[relu(x)] for a standard normal x is 1 / sqrt(2 pi) (half the mean of |x|). What is E[w] for each kind of coin?",
+        hint=(
+            'the mean of a sum is the sum of the means.',
+            "the mean of a sum is the sum of the means, and w_i and x_i are independent: E[w x] = E[w] E[relu(x)]. "
+            "E[relu(x)] for a standard normal x is 1 / sqrt(2 pi) (half the mean of |x|). What is E[w] for each kind of coin?",
+        ),
         rtol=1e-6,
     )
 )
@@ -96,8 +105,11 @@ register(
             f"Your run ({m.settings['weights']} weights, no Normalize): std {float(m.values['std']):.3g} after the "
             f"last layer; with 0/1 weights it was {float(m.values['std_01']):.3g}."
         ),
-        hint="-1/+1 weights remove the mean drift (E[w] = 0), but what does a sum of n terms of size about 1 do to "
-        "the spread, layer after layer?",
+        hint=(
+            '-1/+1 weights remove one of the two effects of section 1: which one is left?',
+            "-1/+1 weights remove the mean drift (E[w] = 0), but what does a sum of n terms of size about 1 do to "
+            "the spread, layer after layer?",
+        ),
     )
 )
 
@@ -155,9 +167,12 @@ register(
             "binedu.quantize.quantize_ste",
             *NORMS,
         ),
-        hint="forward: W_q = your STE of self.weight, b_q = your STE of self.bias (each against its own mean), "
-        "z = F.linear(x, W_q, b_q), then your Normalize over the last axis, then ReLU if activation == 'relu'. "
-        "Keep self.weight and self.bias as the only parameters.",
+        hint=(
+            'compare your layer with BinaryLinear one step at a time: the bits, the pre-activation, the Normalize.',
+            "forward: W_q = your STE of self.weight, b_q = your STE of self.bias (each against its own mean), "
+            "z = F.linear(x, W_q, b_q), then your Normalize over the last axis, then ReLU if activation == 'relu'. "
+            "Keep self.weight and self.bias as the only parameters.",
+        ),
         rtol=1e-3,
         atol=1e-4,
     )

@@ -29,8 +29,11 @@ register(
         reference=bnfcl_parameters,
         cases=lambda: [(768, 4096), (4096, 2048), (2048, 30522), (256, 101), (1, 1)],
         forbidden=COUNTING,
-        hint="the kernel has one parameter per (input, unit) pair and the bias one per unit; both are "
-        "binarized, so both count.",
+        hint=(
+            'count the kernel and the bias separately.',
+            "the kernel has one parameter per (input, unit) pair and the bias one per unit; both are "
+            "binarized, so both count.",
+        ),
         rtol=0,
         atol=0,
     )
@@ -53,8 +56,11 @@ register(
         id="08.mixed_precision_mb",
         title="paper-large with its embedding and its last layer in float32, the rest at 1 bit: MB (10**6 bytes)",
         digest="17593d2960430945ec11",
-        hint="count the parameters of model.embedding and of model.head[-1] (on the meta device), 4 bytes each; "
-        "every other parameter takes 1/8 byte. Add, divide by 10**6.",
+        hint=(
+            'split the parameters into those kept in float32 and the rest, and price each part.',
+            "count the parameters of model.embedding and of model.head[-1] (on the meta device), 4 bytes each; "
+            "every other parameter takes 1/8 byte. Add, divide by 10**6.",
+        ),
         rtol=1e-3,
         atol=0,
     )
