@@ -570,3 +570,26 @@ def test_binedus_function_hidden_or_copied_does_not_pass(how, capsys):
 def test_torch_builtins_that_would_do_the_work_are_switched_off(ex_id, answer, capsys):
     assert check(ex_id, answer) is False
     assert "write it yourself" in capsys.readouterr().out
+
+
+PREDICTION_NOTEBOOKS = sorted({e.notebook for e in REAL_PREDICTIONS})
+
+
+@pytest.mark.parametrize("nb", PREDICTION_NOTEBOOKS)
+def test_no_measurement_is_printed_before_the_prediction_is_checked(nb):
+    """The prediction cell measures with binedu's sealed experiment function and shows nothing
+    before check() grades the guess; the first cell of the experiment is that cell."""
+    path = next(NOTEBOOKS.glob(f"{nb}_*.ipynb"))
+    sources = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    for ex in (e for e in REAL_PREDICTIONS if e.notebook == nb):
+        at = next(i for i, s in enumerate(sources) if f'check("{ex.id}"' in s)
+        cell = sources[at]
+        assert "Measured(" not in cell and not re.search(r"\b(print|display)\(\s*result\b", cell), cell
+        assert cell.index("prediction = ") < cell.index("result = ") < cell.index("check("), cell
+        assert not any(re.search(r"^result = ", s, re.M) for s in sources[:at]), f"{path.name} measures earlier"
+
+
+def test_a_measurement_shows_its_settings_but_not_its_values():
+    run = _seal({"rule": "zero"}, {"agree": 0.5037})
+    assert "rule='zero'" in repr(run) and "0.5037" not in repr(run) and "0.504" not in repr(run)
+    assert run.sealed and not Measured(run.settings, run.values).sealed
