@@ -155,3 +155,30 @@ def test_the_autograder_grades_a_synthetic_class(tmp_path, monkeypatch):
     assert "| honest | " in md and "5/5 |" in md and "⚑ flagged for review" in md
     assert json.dumps(sorted(STUDENTS))  # every student named in the table
     assert all(f"| {s} |" in md for s in STUDENTS)
+
+
+@pytest.mark.slow
+def test_the_model_answers_score_full_marks_on_a_real_notebook(tmp_path, monkeypatch):
+    """The release of notebook 06, solved with the answer key (and the prediction made on a
+    changed run), graded end to end: every exercise gets its points, nothing is flagged."""
+    from pathlib import Path
+
+    from teacher.answers import solved
+    from teacher.release import release
+
+    root = Path(__file__).resolve().parents[1]
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "06_bitpacking_32x.ipynb").write_text((root / "notebooks" / "06_bitpacking_32x.ipynb").read_text())
+    release(source, tmp_path / "release")
+    nb = solved(nbformat.read(tmp_path / "release" / "06_bitpacking_32x.ipynb", as_version=4))
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "06.predict_padding":
+            cell.source = cell.source.replace("prediction = ...", "prediction = 1.3").replace(
+                "in_features=64", "in_features=12")
+    (tmp_path / "class" / "model").mkdir(parents=True)
+    nbformat.write(nb, tmp_path / "class" / "model" / "06_bitpacking_32x.ipynb")
+    rows = grade_class(tmp_path / "release", tmp_path / "class", tmp_path / "out", seed=4242)
+    assert {r.exercise for r in rows} == {"06.pack_byte", "06.unpack_byte", "06.packed_matrix_bytes",
+                                          "06.predict_padding", "06.build_packed_inference"}
+    assert all(r.score == r.points and not r.flags for r in rows), [(r.exercise, r.score, r.flags, r.why) for r in rows]
