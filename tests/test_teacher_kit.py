@@ -146,3 +146,9 @@ def test_every_check_in_the_graded_notebooks_is_an_nbgrader_answer_cell():
             if m:
                 meta = cell.metadata.get("nbgrader", {})
                 assert meta.get("grade_id") == m.group(1) and meta.get("solution") and meta.get("points"), (path.name, m.group(1))
+
+
+@pytest.mark.parametrize("ex", GRADED, ids=lambda e: e.id)
+def test_scan_flags_no_model_answer(ex):
+    name, source = ANSWERS[ex.id]
+    assert scan(f'{source}\ncheck("{ex.id}", {name});', getattr(ex, "switched_off", ())) == []
