@@ -14,7 +14,7 @@ TORCH_INDEX ?= auto
 INSTALL := PYTHON="$(PYTHON)" VENV="$(VENV)" TORCH_INDEX="$(TORCH_INDEX)" bash scripts/install.sh
 INSTALL_INPUTS := pyproject.toml constraints.txt scripts/install.sh
 
-.PHONY: lab test about-test install install-lab browser lint typecheck dist clean
+.PHONY: lab test about-test install install-lab browser lint typecheck dist clean release
 
 # everything (lab + test): what `make test` and development need
 install: $(VENV)/.installed-test
@@ -68,3 +68,6 @@ test: about-test lint browser
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis *.egg-info build dist
+
+# the student notebooks (no answers, no hidden tests) into OUT; see teacher/README.md
+release: install-lab ; $(BIN)/python -m teacher release $(or $(OUT),release)

@@ -1,4 +1,6 @@
-"""Self-check exercises of the notebooks, one module per notebook.
+"""Self-check exercises of the notebooks, one module per notebook: formative feedback for
+self-study, not grading (a teacher grades with the teacher's kit, outside the student's
+kernel; this package holds no answer key).
 
 A student completes a small function or value in a notebook and calls
 ``check("02.quantize", my_quantize)``; :mod:`.core` holds the checking machinery and each
@@ -15,6 +17,6 @@ from . import (  # noqa: F401  (importing a notebook's module registers its exer
     paper_scale,
     why_one_bit,
 )
-from .core import Exercise, Measured, Prediction, check, exercises, get_exercise, register, solution
+from .core import Exercise, Measured, Prediction, check, exercises, get_exercise, register
 
-__all__ = ["Exercise", "Prediction", "Measured", "register", "check", "exercises", "get_exercise", "solution"]
+__all__ = ["Exercise", "Prediction", "Measured", "register", "check", "exercises", "get_exercise"]

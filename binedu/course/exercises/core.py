@@ -1,68 +1,64 @@
-"""Self-check exercises for the notebooks.
+"""Self-check exercises for the notebooks: formative feedback for self-study, not grading.
+
+``check`` runs inside the student's own kernel, so whatever it checks, the student can
+change: it is feedback for someone who wants to learn, never a grade. A teacher grades
+with the teacher's kit (``teacher/`` at the root of the repository, not in the pip
+package): submitted notebooks are executed in a fresh kernel with hidden tests drawn from
+a secret seed (see teacher/README.md). Neither this package nor the student notebooks hold
+an answer key: no model answers and no expected values; a value exercise is compared with
+a salted digest of its answer, and a function exercise with binedu's own function.
 
 Three kinds of exercise, all registered under ids ``"NN.name"`` (``NN`` = notebook number)
 in the notebook's own module of :mod:`binedu.course.exercises`, with :func:`register`, and
-all checked with :func:`check`, which prints "✅ Correct!" or "❌ Not yet: ..." plus a hint
-and returns ``True``/``False``. ``check`` never raises on a wrong or unfinished answer, so a
-notebook with its ``...`` placeholders still runs top to bottom.
+all checked with :func:`check`, which prints "✅ Correct!" or "❌ Not yet: ..." and returns
+``True``/``False``. ``check`` never raises on a wrong or unfinished answer, so a notebook
+with its ``...`` placeholders still runs top to bottom. Hints come only after a wrong
+answer, one level more after each wrong attempt (``hint`` is a tuple of levels, from a
+nudge to the method).
 
 **Function exercises** (:class:`Exercise` with ``cases``): the student writes a function,
 ``check("02.quantize", my_quantize)`` runs it and ``reference`` on each case and compares.
 
-**Value exercises** (:class:`Exercise` without ``cases``): the student computes a number or
-a word, ``check("01.fits_in_24gb", 192)`` compares it with ``reference()``; the expected
-value is never printed, and no notebook may print it before its exercise (a test scans them).
-:func:`solution` shows a model answer on demand (``solution("02.quantize")``).
+**Value exercises** (:class:`Exercise` with ``digest``): the student computes a number or
+a word, ``check("01.fits_in_24gb", x)`` compares :func:`answer_digest` of it (rounded to the
+exercise's tolerance) with the stored digest; the answer is never printed, and no notebook
+or page of the course may print it (a test scans them).
 
 Writing it yourself (``forbidden``). A function exercise lists the dotted names of the
 functions that would solve it for the student, e.g.
 ``Exercise(..., forbidden=("binedu.quantize.quantize",))``. The reference outputs are computed
 first; then, while the student's function runs, each forbidden object is replaced, wherever
-it is bound, by a stub that raises :class:`WriteItYourself`: in the module that defines it
-(``binedu.quantize``), in every ``binedu.*`` module attribute bound to the same object (so
-``binedu.quantize``, ``from binedu import quantize`` inside binedu, ``binedu.bits.pack_bits``
-alike), and in the student's function's ``__globals__``, closure cells and default arguments
-(a notebook does ``from binedu import quantize``). Handing in the object itself, a wrapper, a
-``functools.partial``, a module whose ``forward`` calls it, a class whose methods call it or
-a subclass of a forbidden class all fail with "write it yourself"; everything is put back
-afterwards (``try``/``finally``). The reference itself is switched off too when it can be
-imported by name (:attr:`Exercise.switched_off`). Each exercise also has a
-``solution``: a model answer written from scratch, used by the tests (default: ``reference``,
-for exercises whose reference is not forbidden).
+it is bound, by a stub that raises :class:`WriteItYourself`: in the module that defines it,
+in every ``binedu.*`` module attribute bound to the same object, and in the student's
+function's ``__globals__``, closure cells and default arguments. Before that, every object
+reachable from the answer (its globals, closures and defaults, through lists, tuples, dicts
+and sets) is scanned: a forbidden object or the reference found there, or a function whose
+code was copied from one of them (same code object origin, or the same bytecode, names and
+constants), fails with "write it yourself"; everything is put back afterwards.
 
 **Predict-then-run exercises** (:class:`Prediction`): the student writes a prediction, then
-changes ONE thing in an experiment, runs it, and hands in the prediction together with what
-their run measured, as a :class:`Measured` (the settings the run used and the values it
-measured)::
+changes ONE thing in an experiment, runs it with one of binedu's experiment functions (which
+return a sealed :class:`Measured`: one made by hand is refused), and hands in both::
 
-    register(Prediction(
-        id="03.predict_no_norm",
-        title="Accuracy without Normalize on the last layer",
-        options=("about chance", "a little lower", "about the same"),   # >= 3 choices
-        changed={"last_norm": False},            # the run must really have been changed
-        outcome=lambda m: "about chance" if m.values["val_acc"] < 0.2 else ...,
-        hint="...",
-    ))
-
-    # in the notebook: the experiment helper returns Measured(settings=..., values=...)
     prediction = "about chance"
-    result = run_experiment(last_norm=False)
+    result = run_experiment(last_norm=False)      # prints nothing
     check("03.predict_no_norm", prediction, measured=result)
 
-``check`` first verifies that ``measured.settings`` holds every ``changed`` setting (else
-"❌ your run still ran with ...: change it and run again"), then grades the prediction
-against ``outcome(measured)``: one of ``options`` (a choice; case and surrounding spaces are
-ignored), or a number within ``tolerance`` (absolute) or ``rel_tolerance`` of it (a
-prediction of a number). A direction ("higher"/"lower"/"about the same") is a choice whose
-``outcome`` compares two measured values. Either way it prints what the run measured
-(``explain(measured)``), right or wrong, so the student compares guess and result.
+``check`` verifies the seal and that ``measured.settings`` holds every ``changed`` setting,
+records the first prediction committed for the exercise, and grades against
+``outcome(measured)``. A right guess prints what the run measured (``explain``); a wrong
+one prints only that it is wrong, and what the run measured after the second wrong try.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import importlib
+import json
 import math
+import secrets
 import sys
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -81,7 +77,8 @@ __all__ = [
     "check",
     "exercises",
     "get_exercise",
-    "solution",
+    "answer_digest",
+    "first_predictions",
     "BITS_PER_BYTE",
 ]
 
@@ -91,49 +88,95 @@ BITS_PER_BYTE = 8
 CORRECT = "✅ Correct!"
 NOT_YET = "❌ Not yet:"
 WRITE_IT_YOURSELF = "write it yourself"
+DIGEST_SALT = "binedu-course-3"
+"""Salt of :func:`answer_digest` (public: the digest hides an answer from a glance, not from a search)."""
 
 
 class WriteItYourself(RuntimeError):
     """Raised by a forbidden function while a check runs the student's answer."""
 
 
+def _digest_key(value: Any, rtol: float, atol: float) -> list[str]:
+    """The keys a value rounds to at the exercise's tolerance: the nearest grid point and
+    its two neighbours (so a value within the tolerance of the answer shares one)."""
+    if isinstance(value, str):
+        return [f"str:{value.strip().lower()}"]
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    v = float(value)
+    if not math.isfinite(v):
+        return []
+    if rtol == 0 and atol == 0:
+        return [f"int:{int(v)}"] if v.is_integer() else []
+    if rtol > 0 and v != 0:
+        q = round(math.log(abs(v)) / math.log1p(rtol))
+        sign = "+" if v > 0 else "-"
+        return [f"log{sign}:{q + d}" for d in (0, -1, 1)]
+    step = atol if atol > 0 else rtol
+    q = round(v / step)
+    return [f"abs:{q + d}" for d in (0, -1, 1)]
+
+
+def answer_digest(exercise_id: str, value: Any, rtol: float = 0.0, atol: float = 0.0) -> str:
+    """The salted digest of a value answer, rounded to the tolerance (what a value
+    exercise stores instead of its answer; the teacher's kit computes it)."""
+    keys = _digest_key(value, rtol, atol)
+    if not keys:
+        raise ValueError(f"exercise {exercise_id!r}: {value!r} is not a finite number or a word")
+    return _hash(exercise_id, keys[0])
+
+
+def _hash(exercise_id: str, key: str) -> str:
+    return hashlib.sha256(f"{DIGEST_SALT}|{exercise_id}|{key}".encode()).hexdigest()[:20]
+
+
+Hint = str | tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Exercise:
     """One self-check of a function or a value.
 
-    - A *function* exercise has ``cases`` (argument tuples): the answer and ``reference``
-      are both called on each case and their results compared. ``forbidden`` names the
-      functions switched off while the answer runs (see the module docstring), and
-      ``solution`` is a model answer written from scratch (default: ``reference``).
-    - A *value* exercise has no cases: the answer is compared with ``reference()``.
+    - A *function* exercise has ``cases`` (argument tuples) and a ``reference`` (binedu's
+      function): both are called on each case and their results compared. ``forbidden``
+      names the functions switched off while the answer runs (see the module docstring).
+    - A *value* exercise has a ``digest`` (:func:`answer_digest` of the answer at the
+      exercise's ``rtol``/``atol``) and no reference: the package holds no answer.
 
     ``observe(fn, args)`` turns a function and a case into what is compared (default:
-    ``fn(*args)``); an exercise about gradients observes the forward value and the
-    gradient. Numbers and tensors are compared with ``rtol``/``atol``; strings ignore case
-    and surrounding spaces. A value exercise's expected answer is never printed (that
-    would give it away): the ``hint`` is.
+    ``fn(*args)``). Numbers and tensors are compared with ``rtol``/``atol``; strings ignore
+    case and surrounding spaces. ``hint``: one string, or a tuple of levels shown one more
+    after each wrong attempt (a nudge first, the method last; never the answer).
     """
 
     id: str
     title: str
-    reference: Callable[..., Any]
-    hint: str
+    hint: Hint
+    reference: Callable[..., Any] | None = None
     cases: Callable[[], Sequence[tuple]] | None = None
     observe: Callable[[Callable[..., Any], tuple], Any] | None = None
     rtol: float = 1e-6
     atol: float = 1e-6
     forbidden: tuple[str, ...] = ()
-    solution: Callable[..., Any] | None = None
+    digest: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.forbidden, str):
             raise TypeError(f"forbidden must be a tuple of dotted names, got the string {self.forbidden!r}")
         if self.forbidden and self.cases is None:
             raise ValueError(f"exercise {self.id!r}: only a function exercise can forbid functions")
+        if self.cases is None and self.digest is None:
+            raise ValueError(f"exercise {self.id!r}: a value exercise needs the digest of its answer (answer_digest)")
+        if self.cases is not None and self.reference is None:
+            raise ValueError(f"exercise {self.id!r}: a function exercise needs binedu's reference function")
 
     @property
     def kind(self) -> str:
         return "value" if self.cases is None else "function"
+
+    @property
+    def hints(self) -> tuple[str, ...]:
+        return (self.hint,) if isinstance(self.hint, str) else tuple(self.hint)
 
     @property
     def switched_off(self) -> tuple[str, ...]:
@@ -155,40 +198,43 @@ class Exercise:
     def notebook(self) -> str:
         return self.id.split(".", 1)[0]
 
-    def expected(self) -> Any:
-        """The reference answer of a value exercise (tests use it)."""
-        if self.cases is not None:
-            raise ValueError(f"exercise {self.id!r} asks for a function; call .reference on its cases")
-        return self.reference()
 
-    def model_answer(self) -> Any:
-        """What a student who got it right hands in: ``solution`` (or ``reference``) for a
-        function exercise, the expected value for a value exercise."""
-        if self.cases is None:
-            return self.expected()
-        if self.solution is not None:
-            return self.solution
-        ref = self.reference
-        if isinstance(ref, types.FunctionType):  # a copy: the reference object itself is switched off
-            copy = types.FunctionType(ref.__code__, ref.__globals__, ref.__name__, ref.__defaults__, ref.__closure__)
-            copy.__kwdefaults__ = ref.__kwdefaults__
-            return copy
-        return ref
+_SECRET = secrets.token_bytes(32)
+"""This process's key for sealing measurements: a Measured made in another process, or by
+hand, does not carry a valid seal."""
+
+
+def _canonical(settings: Mapping[str, Any], values: Mapping[str, Any]) -> bytes:
+    return json.dumps([sorted((k, repr(v)) for k, v in settings.items()),
+                       sorted((k, repr(v)) for k, v in values.items())]).encode()
 
 
 @dataclass(frozen=True)
 class Measured:
     """What a student's run measured (``values``) and the settings it ran with (``settings``):
-    what an experiment helper returns, and what ``check(..., measured=...)`` takes."""
+    what binedu's experiment functions return, sealed for this process (``check`` refuses
+    one made by hand or changed afterwards). Its repr shows the settings only, so that
+    displaying it does not print a measurement before the prediction is checked."""
 
     settings: Mapping[str, Any]
     values: Mapping[str, Any]
+    seal: str = field(default="", repr=False, compare=False)
 
     def __repr__(self) -> str:
-        def show(d: Mapping[str, Any]) -> str:
-            return ", ".join(f"{k}={_show(v) if not isinstance(v, str) else repr(v)}" for k, v in d.items())
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.settings.items())
+        return f"Measured(settings: {shown}; values: hidden until check() grades your prediction)"
 
-        return f"Measured(settings: {show(self.settings)}; values: {show(self.values)})"
+    @property
+    def sealed(self) -> bool:
+        """Whether binedu's experiment function made it in this process, unchanged."""
+        want = hmac.new(_SECRET, _canonical(self.settings, self.values), "sha256").hexdigest()
+        return hmac.compare_digest(want, self.seal)
+
+
+def _seal(settings: Mapping[str, Any], values: Mapping[str, Any]) -> Measured:
+    """A sealed :class:`Measured`: for binedu's experiment functions only."""
+    settings, values = dict(settings), dict(values)
+    return Measured(settings, values, hmac.new(_SECRET, _canonical(settings, values), "sha256").hexdigest())
 
 
 @dataclass(frozen=True)
@@ -199,12 +245,12 @@ class Prediction:
     the experiment); ``outcome(measured)`` is the truth on their run: one of ``options``
     (a choice among at least three) or, without options, a number that the prediction must
     match within ``tolerance`` (absolute) or ``rel_tolerance``. ``explain(measured)`` says
-    what the run measured (printed after grading, right or wrong).
+    what the run measured (printed after a right guess, or after the second wrong one).
     """
 
     id: str
     title: str
-    hint: str
+    hint: Hint
     changed: Mapping[str, Any]
     outcome: Callable[[Measured], Any]
     options: tuple[str, ...] = ()
@@ -227,12 +273,20 @@ class Prediction:
         return "prediction"
 
     @property
+    def hints(self) -> tuple[str, ...]:
+        return (self.hint,) if isinstance(self.hint, str) else tuple(self.hint)
+
+    @property
     def notebook(self) -> str:
         return self.id.split(".", 1)[0]
 
 
 AnyExercise = Exercise | Prediction
 _REGISTRY: dict[str, AnyExercise] = {}
+_WRONG: dict[str, int] = {}
+"""Wrong attempts per exercise in this session (how many hint levels to show)."""
+_FIRST: dict[str, Any] = {}
+"""The first prediction committed for each predict-then-run exercise in this session."""
 
 
 def register(exercise: AnyExercise) -> AnyExercise:
@@ -259,28 +313,9 @@ def exercises(notebook: str | int | None = None) -> list[AnyExercise]:
     return [e for e in _REGISTRY.values() if key is None or e.notebook == key]
 
 
-def solution(exercise_id: str) -> str:
-    """Print (and return) a model answer, one call away and never on the page unless asked
-    for: the source of a function exercise's ``solution`` (or its reference), the value of
-    a value exercise, and for a prediction the reminder that only the student's run
-    decides."""
-    ex = get_exercise(exercise_id)
-    if isinstance(ex, Prediction):
-        text = f"[{ex.id}] There is no answer to copy: change {dict(ex.changed)} in the experiment, run it, and compare."
-    elif ex.cases is None:
-        text = f"[{ex.id}] {_show(ex.expected())}\n💡 How: {ex.hint}"
-    else:
-        try:
-            import inspect
-            import textwrap
-
-            source = textwrap.dedent(inspect.getsource(ex.model_answer())).strip()
-            source = source.removeprefix("reference=").removesuffix(",")  # a lambda inside register(...)
-        except (OSError, TypeError):
-            source = f"(no source to show) 💡 {ex.hint}"
-        text = f"[{ex.id}] A model answer:\n{source}"
-    print(text)
-    return text
+def first_predictions() -> dict[str, Any]:
+    """The first prediction committed for each predict-then-run exercise in this session."""
+    return dict(_FIRST)
 
 
 # ---------------------------------------------------------------- comparing answers
@@ -426,6 +461,110 @@ def _functions_of(answer: Any) -> Iterator[types.FunctionType]:
                     todo.append(fn)
 
 
+def _library(obj: Any) -> bool:
+    """Whether ``obj`` belongs to binedu, torch or numpy (not scanned into: it is the library)."""
+    module = getattr(obj, "__module__", None) or ""
+    return module.split(".", 1)[0] in ("binedu", "torch", "numpy", "builtins", "math")
+
+
+def _names_of(code: types.CodeType) -> set[str]:
+    """Global and attribute names a code object (and the code nested in it) uses."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names_of(const)
+    return names
+
+
+def _codes_of(obj: Any) -> Iterator[types.CodeType]:
+    """The code objects of a forbidden object: a function's code and the code nested in it,
+    a class's methods."""
+    fns: list[Any] = []
+    if isinstance(obj, types.FunctionType):
+        fns = [obj]
+    elif isinstance(obj, type):
+        fns = [f for k in obj.__mro__ if k is not object for f in vars(k).values() if isinstance(f, types.FunctionType)]
+    todo = [f.__code__ for f in fns]
+    while todo:
+        code = todo.pop()
+        yield code
+        todo.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+
+
+def _code_key(code: types.CodeType) -> tuple:
+    consts = tuple(repr(c) for c in code.co_consts if not isinstance(c, types.CodeType))
+    return code.co_code, code.co_names, consts
+
+
+def _reachable(answer: Any, limit: int = 20_000) -> Iterator[Any]:
+    """Every object the answer's code can reach: the answer, its functions' globals (the
+    names their code uses), closure cells and defaults, a class's methods, and the items of
+    lists, tuples, sets and dicts found on the way. binedu's, torch's and numpy's own
+    objects are yielded but not entered, nor are modules."""
+    seen: set[int] = set()
+    todo = [answer]
+    while todo and len(seen) < limit:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        yield obj
+        if isinstance(obj, types.ModuleType) or (not isinstance(obj, list | tuple | dict | set | frozenset) and _library(obj)):
+            continue
+        if isinstance(obj, list | tuple | set | frozenset):
+            todo.extend(obj)
+        elif isinstance(obj, dict):
+            todo.extend(obj.values())
+        elif isinstance(obj, functools.partial):
+            todo.extend([obj.func, *obj.args, *obj.keywords.values()])
+        elif isinstance(obj, types.MethodType):
+            todo.extend([obj.__func__, obj.__self__])
+        elif isinstance(obj, types.FunctionType):
+            todo.extend(obj.__globals__[n] for n in _names_of(obj.__code__) if n in obj.__globals__)
+            todo.extend(c.cell_contents for c in obj.__closure__ or () if _filled(c))
+            todo.extend(obj.__defaults__ or ())
+            todo.extend((obj.__kwdefaults__ or {}).values())
+        elif isinstance(obj, type):
+            todo.extend(f for k in obj.__mro__ if k is not object and not _library(k) for f in vars(k).values())
+        elif isinstance(obj, types.SimpleNamespace):
+            todo.extend(vars(obj).values())
+        elif callable(obj):
+            todo.append(type(obj))
+
+
+def _filled(cell: types.CellType) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:
+        return False
+    return True
+
+
+def _smuggled(ex: Exercise, answer: Any) -> str | None:
+    """The forbidden name (or "the reference") an answer reaches: the object itself in a
+    container, or a function whose code was copied from it; ``None`` if none."""
+    named = {name: resolve(name) for name in ex.switched_off}
+    objects = {id(o): n for n, o in named.items()}
+    objects.setdefault(id(ex.reference), "the reference")
+    origins: dict[tuple[str, int], str] = {}
+    keys: dict[tuple, str] = {}
+    for name, obj in [*named.items(), ("the reference", ex.reference)]:
+        for code in _codes_of(obj):
+            origins.setdefault((code.co_filename, code.co_firstlineno), name)
+            if len(code.co_code) > 24 and name != "the reference":  # a lambda's bytecode a student may write too
+                keys.setdefault(_code_key(code), name)
+    for obj in _reachable(answer):
+        if id(obj) in objects and obj is not answer:
+            return objects[id(obj)]
+        if isinstance(obj, types.FunctionType):  # a library function too: a copy takes its module's name
+            code = obj.__code__
+            for c in [code, *(c for c in code.co_consts if isinstance(c, types.CodeType))]:
+                hit = origins.get((c.co_filename, c.co_firstlineno)) or keys.get(_code_key(c))
+                if hit:
+                    return hit
+    return None
+
+
 @contextmanager
 def _switched_off(names: Sequence[str], answer: Any, tripped: list[str]) -> Iterator[Any]:
     """Replace every binding of the forbidden objects by a stub (see the module docstring)
@@ -486,27 +625,45 @@ def _switched_off(names: Sequence[str], answer: Any, tripped: list[str]) -> Iter
             restore()
 
 
-def check(exercise_id: str, answer: Any, *, measured: Any = None, verbose: bool = True) -> bool:
-    """Check a student's ``answer`` (a function, a value or a prediction) to ``exercise_id``.
+def _checker_intact() -> bool:
+    """Whether this module's checking functions are still the ones it defined (a student
+    who replaces one gets feedback from nothing: the check says so)."""
+    here = sys.modules[__name__]
+    return all(getattr(here, name, None) is fn for name, fn in _GUARDED.items())
 
-    Prints "✅ Correct!" or "❌ Not yet: ..." with the expected value (function exercises)
-    or a hint, and returns whether the answer is right. An unfinished answer (``...``,
+
+def check(exercise_id: str, answer: Any, *, measured: Any = None, verbose: bool = True) -> bool:
+    """Formative feedback on a student's ``answer`` (a function, a value or a prediction)
+    to ``exercise_id``: not a grade (the teacher grades outside the student's kernel).
+
+    Prints "✅ Correct!" or "❌ Not yet: ..." and returns whether the answer is right; after
+    a wrong answer it prints one more hint level each time. An unfinished answer (``...``,
     ``None``, or a function returning them) or a function that raises prints "Not yet"
     instead of raising, so a notebook runs top to bottom with the placeholders in place.
-    A prediction also needs ``measured``: what the student's changed run measured.
+    A prediction also needs ``measured``: what binedu's experiment function returned.
     """
     ex = get_exercise(exercise_id)
-    if isinstance(ex, Prediction):
-        ok, message = _judge_prediction(ex, answer, measured)
+    if not _checker_intact():
+        ok, message, attempt = False, "the checker was changed in this kernel: restart the kernel and run again.", False
+    elif isinstance(ex, Prediction):
+        ok, message, attempt = _judge_prediction(ex, answer, measured)
     else:
         if measured is not None:
             raise ValueError(f"exercise {ex.id!r} is not a prediction: it takes no measured=")
         ok, message = _judge(ex, answer)
+        attempt = not ok and not is_placeholder(answer) and "placeholder" not in message
+    if attempt and not ok:
+        _WRONG[ex.id] = _WRONG.get(ex.id, 0) + 1
     if verbose:
         print(f"[{ex.id}] {ex.title}")
-        print(CORRECT if ok else f"{NOT_YET} {message}\n💡 Hint: {ex.hint}")
+        print(CORRECT if ok else f"{NOT_YET} {message}")
         if isinstance(ex, Prediction) and ok and message:
             print(message)
+        wrong = _WRONG.get(ex.id, 0)
+        if not ok and attempt and wrong:
+            hints = ex.hints
+            for level in range(min(wrong, len(hints))):
+                print(f"💡 Hint {level + 1}/{len(hints)}: {hints[level]}")
     return ok
 
 
@@ -517,10 +674,19 @@ def _judge(ex: Exercise, answer: Any) -> tuple[bool, str]:
     if is_placeholder(answer):
         return False, "replace the `...` placeholder with your answer, then run the cell again."
     if ex.cases is None:
-        why = _mismatch(answer, ex.reference(), ex.rtol, ex.atol)
-        return (True, "") if why is None else (False, f"your answer {_show(answer)} is not right.")
+        assert ex.digest is not None
+        try:
+            candidates = _digest_key(answer, ex.rtol, ex.atol)
+        except (TypeError, ValueError):
+            candidates = []
+        right = any(hmac.compare_digest(_hash(ex.id, key), ex.digest) for key in candidates)
+        return (True, "") if right else (False, f"your answer {_show(answer)} is not right.")
     if not callable(answer):
         return False, f"this exercise asks for a function, got an object of type {type(answer).__name__}."
+    assert ex.reference is not None
+    smuggled = _smuggled(ex, answer)
+    if smuggled:
+        return False, f"{WRITE_IT_YOURSELF}: your answer reaches `{smuggled}`, which this exercise switches off."
     observe = ex.observe or _call
     cases = list(ex.cases())
     if ex.id not in _EXPECTED:  # the references are deterministic: run them once per session
@@ -551,38 +717,89 @@ def _judge(ex: Exercise, answer: Any) -> tuple[bool, str]:
     return True, ""
 
 
-def _judge_prediction(ex: Prediction, answer: Any, measured: Any) -> tuple[bool, str]:
+def _judge_prediction(ex: Prediction, answer: Any, measured: Any) -> tuple[bool, str, bool]:
+    """(right, message, whether it was a graded attempt)."""
     if is_placeholder(answer):
-        return False, "write your prediction in place of the `...` BEFORE you run the experiment."
+        return False, "write your prediction in place of the `...` BEFORE you run the experiment.", False
     if ex.options:
         choice = answer.strip().lower() if isinstance(answer, str) else None
         if choice not in [o.lower() for o in ex.options]:
-            return False, f"your prediction {answer!r} is not one of the options {list(ex.options)}."
+            return False, f"your prediction {answer!r} is not one of the options {list(ex.options)}.", False
     elif isinstance(answer, bool) or not isinstance(answer, int | float):
         try:
             answer = float(answer)
         except (TypeError, ValueError):
-            return False, f"this prediction is a number, got {answer!r}."
+            return False, f"this prediction is a number, got {answer!r}.", False
     if measured is None:
-        return False, "run the experiment, then hand in what it measured: check(..., prediction, measured=result)."
-    settings, values = getattr(measured, "settings", None), getattr(measured, "values", None)
-    if not isinstance(settings, Mapping) or not isinstance(values, Mapping):
-        return False, f"measured= must be what the experiment returned (a Measured), got {type(measured).__name__}."
+        return False, "run the experiment, then hand in what it measured: check(..., prediction, measured=result).", False
+    if type(measured) is not Measured or not measured.sealed:
+        return False, ("measured= must be what binedu's experiment function returned in this kernel "
+                       f"(a Measured made by hand or changed does not count), got {type(measured).__name__}."), False
+    settings, values = measured.settings, measured.values
     for key, want in ex.changed.items():
         if key not in settings:
-            return False, f"your run does not record the setting {key!r}: hand in what the experiment returned."
+            return False, f"your run does not record the setting {key!r}: hand in what the experiment returned.", False
         if settings[key] != want:
             return False, (
                 f"your run still ran with {key}={settings[key]!r}; this experiment asks you to change it to "
                 f"{key}={want!r}, then run it again."
-            )
+            ), False
     for key in ex.keys:
         if key not in values:
-            return False, f"your run did not measure {key!r}: hand in what the experiment returned."
+            return False, f"your run did not measure {key!r}: hand in what the experiment returned.", False
+    first = _FIRST.setdefault(ex.id, answer.strip().lower() if isinstance(answer, str) else answer)
+    recorded = f"Your first prediction, recorded: {first!r}."
     truth = ex.outcome(measured)
     said = ex.explain(measured) if ex.explain else f"Your run measured: {_show(truth)}."
     if ex.options:
         ok = answer.strip().lower() == str(truth).strip().lower()
-        return ok, said if ok else f"you predicted {answer!r}. {said}"
-    close = math.isclose(float(answer), float(truth), rel_tol=ex.rel_tolerance, abs_tol=ex.tolerance)
-    return close, said if close else f"you predicted {_show(float(answer))}. {said}"
+    else:
+        ok = math.isclose(float(answer), float(truth), rel_tol=ex.rel_tolerance, abs_tol=ex.tolerance)
+    if ok:
+        return True, f"{said}\n{recorded}", True
+    tries = _WRONG.get(ex.id, 0) + 1
+    if tries >= 2:  # the second wrong guess: now show what the run measured
+        return False, f"you predicted {answer!r}. {said}\n{recorded}", True
+    return False, (f"your run does not agree with {answer!r}. Think again about why, change your prediction and "
+                   f"run the cell once more (what the run measured is shown after a second try). {recorded}"), True
+
+
+_GUARDED: dict[str, Any] = {name: obj for name, obj in dict(globals()).items()
+            if name.startswith("_") and isinstance(obj, types.FunctionType) and obj.__module__ == __name__}
+_GUARDED |= {"check": check, "Measured": Measured, "_SECRET": _SECRET}
+
+COUNTING = (
+    "binedu.model.count_parameters",
+    "binedu.conv.BinaryConv2d",
+    "binedu.linear.BinaryLinear",
+    "torch.nn.Linear",
+    "torch.nn.LazyLinear",
+    "torch.nn.Bilinear",
+    "torch.nn.Conv1d",
+    "torch.nn.Conv2d",
+    "torch.nn.Conv3d",
+    "torch.nn.LazyConv2d",
+)
+"""Layers and counters that would count parameters for the student: switched off in the
+counting exercises."""
+
+NORMS = (
+    "binedu.normalize.normalize",
+    "torch.nn.functional.layer_norm",
+    "torch.layer_norm",
+    "torch.native_layer_norm",
+    "torch.nn.functional.group_norm",
+    "torch.group_norm",
+    "torch.native_group_norm",
+    "torch.nn.functional.instance_norm",
+    "torch.instance_norm",
+    "torch.nn.functional.batch_norm",
+    "torch.batch_norm",
+    "torch.nn.functional.normalize",
+    "torch.nn.LayerNorm",
+    "torch.nn.GroupNorm",
+    "torch.nn.InstanceNorm1d",
+    "torch.nn.BatchNorm1d",
+    "torch.nn.RMSNorm",
+)
+"""Every function of binedu and torch that normalizes a tensor: switched off for a Normalize written by hand."""

@@ -14,7 +14,7 @@ from ...base import BinaryModule
 from ...metrics import evaluate
 from ...units import bytes_at_bits
 from .core import BITS_PER_BYTE as _BITS
-from .core import Exercise, Measured, Prediction, register
+from .core import Exercise, Measured, Prediction, _seal, register
 
 
 def lut_entry(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -52,19 +52,6 @@ def lut_table_bytes(in_features: int) -> int:
     return bytes_at_bits(in_features, 1) * 256 * 4
 
 
-def _my_lut_entry(x: torch.Tensor, k: int) -> torch.Tensor:
-    """The model answer: add the inputs whose bit is set in k."""
-    total = torch.zeros((), dtype=x.dtype)
-    for j in range(_BITS):
-        if (k >> j) & 1:
-            total = total + x[j]
-    return total
-
-
-def _my_lut_dot(x: torch.Tensor, packed_row: torch.Tensor) -> torch.Tensor:
-    """The model answer: one table lookup per group of 8 inputs, then a sum."""
-    groups = x.reshape(-1, _BITS)
-    return sum((_my_lut_entry(group, int(byte)) for group, byte in zip(groups, packed_row, strict=True)), torch.zeros((), dtype=x.dtype))
 
 
 _LIBRARY = (
@@ -97,9 +84,11 @@ register(
         reference=lut_entry,
         cases=_lut_entry_cases,
         forbidden=("binedu.course.exercises.deployment.lut_entry", "binedu.course.exercises.deployment.lut_tables", *_LIBRARY),
-        solution=_my_lut_entry,
-        hint="bit j of k is (k >> j) & 1; add x[j] for every j whose bit is 1 (entry 0 is 0.0, entry 255 is "
-        "x.sum()). Return a tensor or a float.",
+        hint=(
+            'which of the 8 inputs does byte k select?',
+            "bit j of k is (k >> j) & 1; add x[j] for every j whose bit is 1 (entry 0 is 0.0, entry 255 is "
+            "x.sum()). Return a tensor or a float.",
+        ),
         atol=1e-5,
     )
 )
@@ -111,9 +100,11 @@ register(
         reference=lut_dot,
         cases=_lut_dot_cases,
         forbidden=("binedu.course.exercises.deployment.lut_dot", "binedu.course.exercises.deployment.lut_tables", "binedu.course.exercises.deployment.lut_entry", *_LIBRARY),
-        solution=_my_lut_dot,
-        hint="split x into groups of 8 (x.reshape(-1, 8)); for group g look up entry packed_row[g] of its table "
-        "(use your lut_entry) and add the results. Check: it equals unpack_bits(packed_row, x.numel()) @ x.",
+        hint=(
+            'the packed row has one byte per group of 8 inputs.',
+            "split x into groups of 8 (x.reshape(-1, 8)); for group g look up entry packed_row[g] of its table "
+            "(use your lut_entry) and add the results. Check: it equals unpack_bits(packed_row, x.numel()) @ x.",
+        ),
         atol=1e-4,
     )
 )
@@ -122,8 +113,11 @@ register(
     Exercise(
         id="07.lut_table_bytes",
         title="float32 bytes of the lookup tables for one input of 2048 features",
-        reference=lambda: lut_table_bytes(2048),
-        hint="one table per group of 8 inputs, 256 entries per table, 4 bytes per float32 entry.",
+        digest="3fe7d12fdcfce16999d9",
+        hint=(
+            'how many tables does one input of 2048 features need, and how large is each?',
+            "one table per group of 8 inputs, 256 entries per table, 4 bytes per float32 entry.",
+        ),
         rtol=0,
         atol=0,
     )
@@ -148,7 +142,7 @@ def export_experiment(model: nn.Module, dataset: Dataset, threshold: str = "mean
         for layer in exported.modules():
             if isinstance(layer, BinaryModule) and layer.binary:
                 layer.q = lambda p: (p > 0).to(p.dtype)  # type: ignore[method-assign]  # on this copy only, the rule replaces Eq. 1
-    return Measured(
+    return _seal(
         settings={"threshold": threshold},
         values={"acc_eq1": evaluate(model, dataset)["acc"], "acc": evaluate(exported, dataset)["acc"]},
     )
@@ -172,7 +166,10 @@ register(
             f"{m.values['acc']:.3f} with the bits of a zero threshold ('about the same': less than 2 points "
             "lower; 'a little lower': less than 20 points)."
         ),
-        hint="the model was trained with Eq. 1's bits: the threshold is the mean of each tensor. How far from 0 "
-        "are the means of the trained latent tensors, the biases in particular (they start at exactly 0)?",
+        hint=(
+            "Eq. 1's threshold moves with the weights; a zero threshold does not.",
+            "the model was trained with Eq. 1's bits: the threshold is the mean of each tensor. How far from 0 "
+            "are the means of the trained latent tensors, the biases in particular (they start at exactly 0)?",
+        ),
     )
 )

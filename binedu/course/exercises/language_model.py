@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 from ...metrics import evaluate, perplexity, token_loss
 from ...paper_metrics import leaky_masks
 from ..attention_maps import attention_weights
-from .core import Exercise, Measured, Prediction, register
+from .core import Exercise, Measured, Prediction, _seal, register
 
 
 def future_mask(seq_len: int) -> torch.Tensor:
@@ -32,17 +32,6 @@ def padfree_perplexity(logits: torch.Tensor, targets: torch.Tensor, pad_id: int)
     return perplexity(float(token_loss(logits, targets, pad_id)))
 
 
-def _my_future_mask(seq_len: int) -> torch.Tensor:
-    """The model answer, written out: position j is in the future of query i when j > i."""
-    i = torch.arange(seq_len)
-    return i[None, :] > i[:, None]
-
-
-def _my_perplexity(logits: torch.Tensor, targets: torch.Tensor, pad_id: int) -> float:
-    """The model answer from scratch: log-probabilities, the real targets, mean NLL, exp."""
-    nll = -torch.log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    keep = targets != pad_id
-    return float(torch.exp(nll[keep].mean()))
 
 
 def _perplexity_cases() -> list[tuple]:
@@ -66,9 +55,11 @@ register(
         reference=future_mask,
         cases=lambda: [(1,), (2,), (5,), (8,)],
         forbidden=("binedu.course.exercises.language_model.future_mask",),
-        solution=_my_future_mask,
-        hint="position i may attend to j <= i only; the positions to hide are those strictly above the "
-        "diagonal (torch.triu with diagonal=1 of a matrix of ones, as bool).",
+        hint=(
+            'which positions j are in the future of position i?',
+            "position i may attend to j <= i only; the positions to hide are those strictly above the "
+            "diagonal (torch.triu with diagonal=1 of a matrix of ones, as bool).",
+        ),
         rtol=0,
         atol=0,
     )
@@ -78,10 +69,13 @@ register(
     Exercise(
         id="05.leaky_weight",
         title="Paper's -1e-10 mask, 8 tokens, all scores equal: total weight position 0 puts on the future",
-        reference=lambda: leaky_future_weight(8),
-        hint="-1e-10 is practically 0, so a 'masked' score stays equal to the others; softmax of 8 equal "
-        "scores gives each position the same weight. How many of the 8 positions are in position 0's future?",
-        rtol=1e-6,
+        digest="5d7bdd8ac1733f4bf429",
+        hint=(
+            'is -1e-10 a large or a small number next to the other scores?',
+            "-1e-10 is practically 0, so a 'masked' score stays equal to the others; softmax of 8 equal "
+            "scores gives each position the same weight. How many of the 8 positions are in position 0's future?",
+        ),
+        rtol=0,
         atol=1e-6,
     )
 )
@@ -93,10 +87,12 @@ register(
         reference=padfree_perplexity,
         cases=_perplexity_cases,
         forbidden=("binedu.course.exercises.language_model.padfree_perplexity", "binedu.metrics.token_loss", "binedu.metrics.perplexity"),
-        solution=_my_perplexity,
-        hint="take log_softmax of the logits, pick each target's log-probability, keep only the targets that "
-        "are not pad_id, average their negative, and exponentiate (F.cross_entropy with ignore_index=pad_id "
-        "does the middle steps).",
+        hint=(
+            'which targets must not count, and where does the mean go?',
+            "take log_softmax of the logits, pick each target's log-probability, keep only the targets that "
+            "are not pad_id, average their negative, and exponentiate (F.cross_entropy with ignore_index=pad_id "
+            "does the middle steps).",
+        ),
         rtol=1e-5,
         atol=1e-6,
     )
@@ -112,7 +108,7 @@ def mask_experiment(model: nn.Module, dataset: Dataset, leaky_mask: bool = False
         causal = evaluate(model, dataset)["ppl"]
     with leaky_masks(model, leaky=leaky_mask):
         chosen = evaluate(model, dataset)["ppl"]
-    return Measured(settings={"leaky_mask": leaky_mask}, values={"ppl_causal": causal, "ppl": chosen})
+    return _seal(settings={"leaky_mask": leaky_mask}, values={"ppl_causal": causal, "ppl": chosen})
 
 
 def _direction(measured: Measured) -> str:
@@ -132,8 +128,11 @@ register(
             f"Your run measured a validation perplexity of {m.values['ppl_causal']:.2f} with the mask the model "
             f"was trained with, and {m.values['ppl']:.2f} with the leaky mask."
         ),
-        hint="with the leaky mask a future position gets the score -1e-10, practically 0, next to the scores "
-        "this model learned for the past: is 0 large or small next to them (section 6's maps)? And could a model "
-        "that never saw the future in training make any use of it?",
+        hint=(
+            'did this model ever see the future during training?',
+            "with the leaky mask a future position gets the score -1e-10, practically 0, next to the scores "
+            "this model learned for the past: is 0 large or small next to them (section 6's maps)? And could a model "
+            "that never saw the future in training make any use of it?",
+        ),
     )
 )

@@ -7,18 +7,6 @@ from __future__ import annotations
 from ...units import bytes_at_bits
 from .core import Exercise, register
 
-
-def _paper_large_params() -> int:
-    from ...language_model import LanguageModel
-
-    return LanguageModel.on_meta("paper-large").num_parameters()
-
-
-def _my_bytes(num_params: int, bits: int) -> int:
-    """The model answer: whole bytes, rounded up, in integers."""
-    return -(-num_params * bits // 8)
-
-
 register(
     Exercise(
         id="01.memory_bytes",
@@ -26,9 +14,12 @@ register(
         reference=bytes_at_bits,
         cases=lambda: [(1000, 32), (1000, 16), (1000, 8), (1000, 1), (1_234_567, 1), (7_000_000_000, 16), (13, 1)],
         forbidden=("binedu.units.bytes_at_bits",),
-        solution=_my_bytes,
-        hint="one parameter takes `bits` bits and a byte holds 8 bits; memory comes in whole bytes, so round up "
-        "(math.ceil, or -(-a // b) with integers).",
+        hint=(
+            "compare your answer with the one that failed: is it a fraction, or one byte short?",
+            "memory comes in whole bytes: a part of a byte still takes the whole byte.",
+            "one parameter takes `bits` bits and a byte holds 8; round up with integers only (floats lose digits "
+            "for 7 billion parameters).",
+        ),
         rtol=0,
         atol=0,
     )
@@ -37,11 +28,13 @@ register(
 register(
     Exercise(
         id="01.training_gb",
-        title="Memory to *train* the paper's large language model with Adam in float32, in GB (10**9 bytes)",
-        reference=lambda: _paper_large_params() * 16 / 1e9,
-        hint="per parameter: the float32 latent value (4 bytes), its gradient (4) and Adam's two moments (8); "
-        "count the parameters with binedu (LanguageModel.from_config('paper-large') built under "
-        "torch.device('meta'), then .num_parameters(), or binedu.course.widgets.paper_model_parameters).",
+        title="Memory to *train* the paper's small language model with Adam in float32, in GB (10**9 bytes)",
+        digest="c22764345f8b93d041ff",
+        hint=(
+            "training keeps more than the weights: list everything Adam stores for one parameter.",
+            "per parameter: the float32 latent value, its gradient and Adam's two moments, 4 bytes each.",
+            "count the parameters with binedu: LanguageModel.on_meta('paper-small').num_parameters().",
+        ),
         rtol=1e-3,
         atol=0,
     )
@@ -51,8 +44,11 @@ register(
     Exercise(
         id="01.fits_in_24gb",
         title="Billions of parameters that fit in 24 GB (24 * 10**9 bytes) at 1 bit",
-        reference=lambda: 24e9 * 8 / 1e9,
-        hint="at 1 bit a byte holds 8 parameters; at float16 (2 bytes) the same 24 GB hold only 12 billion.",
+        digest="286aeeb7e7e3a6d38bbf",
+        hint=(
+            "how many parameters does one byte hold at 1 bit?",
+            "at float16 (2 bytes per parameter) the same 24 GB hold 12 billion parameters; 1 bit is 16 times smaller.",
+        ),
         rtol=1e-3,
         atol=0,
     )
