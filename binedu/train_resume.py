@@ -1,0 +1,125 @@
+"""The resume step of :func:`binedu.fit`: a training checkpoint checked against the run
+that is about to continue it, then loaded.
+
+Every check runs before anything is trained or written: the caller's ``on_start`` (the
+command line writes its run folder there) comes after :func:`resume`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .metrics import Tally
+from .rng_state import set_rng
+from .train_checkpoint import TrainingCheckpoint, TrainingCheckpointError, read_training_checkpoint
+from .train_state import TrainRun, model_config
+
+__all__ = ["RESUME_SETTINGS", "OPTIMIZER_HYPERPARAMETERS", "resume_mismatches", "check_progress", "resume"]
+
+# What a resumed run must share with the checkpoint: the data order, the optimizer and
+# its schedule (the model configuration is compared as a whole).
+RESUME_SETTINGS = (
+    "batch_size", "seed", "train_size", "pad_id", "optimizer", "lr", "weight_decay", "warmup_steps", "decay_steps",
+    "min_lr_ratio",
+)  # fmt: skip
+OPTIMIZER_HYPERPARAMETERS = ("betas", "eps", "weight_decay", "amsgrad")
+
+
+def _plain(value: Any) -> Any:
+    """JSON round trip, so tuples compare equal to the lists a checkpoint stores."""
+    return json.loads(json.dumps(value))
+
+
+def resume_mismatches(
+    saved: TrainingCheckpoint, model: nn.Module, settings: dict[str, Any], optimizer: torch.optim.Optimizer
+) -> list[str]:
+    """``"name=<checkpoint's> (now <this run's>)"`` for each model-configuration field,
+    training setting and optimizer hyperparameter that differs between a checkpoint
+    and the run about to resume it; empty when they agree."""
+    diffs = []
+    config = model_config(model)
+    if config is not None:
+        old, new = _plain(saved.config), _plain(config)
+        if not isinstance(old, dict):
+            raise TrainingCheckpointError(f"the checkpoint's model configuration is not a dict: {old!r}")
+        diffs += [
+            f"model.{k}={old.get(k)!r} (now {new.get(k)!r})" for k in sorted(old | new) if old.get(k) != new.get(k)
+        ]
+    meta = saved.meta if isinstance(saved.meta, dict) else {}
+    for key in RESUME_SETTINGS:
+        if meta.get(key) != settings[key]:
+            hint = " (decay_steps=None follows epochs: pass the checkpoint's value)" if key == "decay_steps" else ""
+            diffs.append(f"{key}={meta.get(key)!r} (now {settings[key]!r}){hint}")
+    if saved.optimizer_state is not None:
+        try:
+            (old_group,) = saved.optimizer_state["param_groups"]
+            (new_group,) = optimizer.state_dict()["param_groups"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TrainingCheckpointError(f"the checkpoint's optimizer section is corrupt ({exc!r})") from exc
+        for key in OPTIMIZER_HYPERPARAMETERS:
+            if _plain(old_group.get(key)) != _plain(new_group.get(key)):
+                diffs.append(f"optimizer.{key}={old_group.get(key)!r} (now {new_group.get(key)!r})")
+    return diffs
+
+
+def check_progress(state: Any) -> dict[str, Any]:
+    """The checkpoint's progress counters, or a TrainingCheckpointError naming what is wrong."""
+    ok = isinstance(state, dict) and all(
+        isinstance(state.get(k), int) and state[k] >= 0 for k in ("step", "epoch", "batch")
+    )
+    if ok:
+        try:
+            Tally(**state["tally"])
+        except TypeError:  # not a mapping, or other keys
+            ok = False
+    if not ok:
+        raise TrainingCheckpointError(f"the checkpoint's progress section is corrupt: {str(state)[:200]}")
+    return state
+
+
+def resume(run: TrainRun, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Check the checkpoint at ``path`` against ``run``, then load it into ``run`` (the
+    model's latents, the optimizer, the progress counters, the history and this rank's
+    random-number states). Returns the bit snapshots of the checkpoint (the previous
+    record's, the initial ones) for :class:`~binedu.train_statistics.LayerStatistics`.
+
+    Raises a ``ValueError`` naming every field that differs, or a
+    :class:`~binedu.train_checkpoint.TrainingCheckpointError` naming what is corrupt.
+    """
+    try:
+        saved = read_training_checkpoint(path)
+        diffs = resume_mismatches(saved, run.model, run.settings, run.optimizer)
+        if diffs:
+            raise ValueError(f"cannot resume {path}: this run differs from it in " + "; ".join(diffs))
+        state = check_progress(saved.state)
+    except (KeyError, TypeError, AttributeError, IndexError, TrainingCheckpointError) as exc:
+        # read_training_checkpoint lets some malformed documents through (e.g. no "scalars")
+        raise TrainingCheckpointError(f"cannot resume {path}: {exc}") from exc
+    try:
+        run.model.load_state_dict(saved.model_state)
+    except RuntimeError as exc:
+        raise ValueError(f"cannot resume {path}: it holds another model ({exc})") from exc
+    if saved.optimizer_state is not None:
+        try:
+            run.optimizer.load_state_dict(saved.optimizer_state)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+            raise TrainingCheckpointError(f"cannot resume {path}: corrupt optimizer section ({exc!r})") from exc
+    history = saved.history
+    if history.epochs and history.epochs[-1].get("partial") and state["step"] < run.total:
+        history.epochs.pop()  # the stopped epoch continues now
+    device = run.device
+    bits = {k[len("bits/") :]: v.to(device).bool() for k, v in saved.tensors.items() if k.startswith("bits/")}
+    init = {k[len("init_bits/") :]: v.to(device).bool() for k, v in saved.tensors.items() if k.startswith("init_bits/")}
+    if saved.meta.get("world_size", 1) != run.procs.world_size:
+        raise ValueError(
+            f"cannot resume {path}: it ran on {saved.meta.get('world_size', 1)} processes, not {run.procs.world_size}"
+        )
+    set_rng(run.procs.own_rng(saved.tensors))
+    run.progress, run.history, run.saved_step = state, history, state["step"]
+    run.tally = Tally(**state["tally"])
+    return bits, init or bits  # an older checkpoint without initial bits: count from the resumed ones
