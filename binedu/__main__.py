@@ -36,7 +36,7 @@ import math
 import signal
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from .history import History
 from .io import atomic_write_bytes
 from .metrics import evaluate, task_of
 from .precision import PRECISIONS
+from .run_lock import RunFolderLock
 from .train import check_hyperparameters, fit, format_record, recipe, resolve_device
 from .train_checkpoint import is_training_checkpoint, load_trained_model
 
@@ -384,17 +385,11 @@ def plan_train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .image_model import ImageClassifier
-    from .language_model import LanguageModel
-
+    """``binedu train``: every argument is checked, then the run folder is locked for the
+    whole command (:mod:`binedu.run_lock`; under torchrun by rank 0) before anything is
+    read or written."""
     plan = plan_train(args)
-    spec, settings, out = plan["data"], plan["train"], plan["out"]
-    device = resolve_device(args.device)
-    procs = distributed.setup(device)  # under torchrun: join the other processes
-    say = _say if procs.is_main else lambda line: None  # only rank 0 prints and writes
-    checkpoint = out / CHECKPOINT
-    if checkpoint.exists() and not args.resume:
-        raise CommandError(f"{checkpoint} exists: pass --resume to continue it, or choose another --out")
+    settings = plan["train"]
     try:
         check_hyperparameters(
             settings["lr"], settings.get("weight_decay", 0.0), settings.get("min_lr_ratio", 0.0),
@@ -402,6 +397,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    device = resolve_device(args.device)
+    procs = distributed.setup(device)  # under torchrun: join the other processes
+    with RunFolderLock(plan["out"]) if procs.is_main else nullcontext():
+        return _train(args, plan, device, procs)
+
+
+def _train(args: argparse.Namespace, plan: dict[str, Any], device: torch.device, procs: distributed.Group) -> int:
+    from .image_model import ImageClassifier
+    from .language_model import LanguageModel
+
+    spec, settings, out = plan["data"], plan["train"], plan["out"]
+    say = _say if procs.is_main else lambda line: None  # only rank 0 prints and writes
+    checkpoint = out / CHECKPOINT
+    if checkpoint.exists() and not args.resume:
+        raise CommandError(f"{checkpoint} exists: pass --resume to continue it, or choose another --out")
     if args.model == "language" and args.resume and (out / TOKENIZER).is_file():
         spec["tokenizer"] = str(out / TOKENIZER)  # continue with the vocabulary the run started with
     data = distributed.load_data(procs, spec, _load_data)  # rank 0 first; its tokenizer for all
