@@ -18,8 +18,9 @@ from .metrics import Tally
 from .rng_state import set_rng
 from .train_checkpoint import TrainingCheckpoint, TrainingCheckpointError, read_training_checkpoint
 from .train_state import TrainRun, model_config
+from .train_validate import IMPLEMENTATION_FLAGS, check_checkpoint
 
-__all__ = ["RESUME_SETTINGS", "OPTIMIZER_HYPERPARAMETERS", "resume_mismatches", "check_progress", "resume"]
+__all__ = ["RESUME_SETTINGS", "resume_mismatches", "check_progress", "resume"]
 
 # What a resumed run must share with the checkpoint: the data order, the optimizer and
 # its schedule (the model configuration is compared as a whole).
@@ -27,7 +28,7 @@ RESUME_SETTINGS = (
     "batch_size", "seed", "train_size", "pad_id", "optimizer", "lr", "weight_decay", "warmup_steps", "decay_steps",
     "min_lr_ratio",
 )  # fmt: skip
-OPTIMIZER_HYPERPARAMETERS = ("betas", "eps", "weight_decay", "amsgrad")
+NOT_COMPARED = ("lr", "params")  # the rate is set at every step; params are checked by train_validate
 
 
 def _plain(value: Any) -> Any:
@@ -61,7 +62,13 @@ def resume_mismatches(
             (new_group,) = optimizer.state_dict()["param_groups"]
         except (KeyError, TypeError, ValueError) as exc:
             raise TrainingCheckpointError(f"the checkpoint's optimizer section is corrupt ({exc!r})") from exc
-        for key in OPTIMIZER_HYPERPARAMETERS:
+        if not isinstance(old_group, dict):
+            raise TrainingCheckpointError(
+                f"the checkpoint's optimizer section is corrupt (a group is {old_group!r:.60})"
+            )
+        for key in sorted(set(old_group) | set(new_group)):
+            if key in NOT_COMPARED or (key not in old_group and key in IMPLEMENTATION_FLAGS):
+                continue
             if _plain(old_group.get(key)) != _plain(new_group.get(key)):
                 diffs.append(f"optimizer.{key}={old_group.get(key)!r} (now {new_group.get(key)!r})")
     return diffs
@@ -88,37 +95,33 @@ def resume(run: TrainRun, path: Path) -> tuple[dict[str, torch.Tensor], dict[str
     random-number states). Returns the bit snapshots of the checkpoint (the previous
     record's, the initial ones) for :class:`~binedu.train_statistics.LayerStatistics`.
 
-    Raises a ``ValueError`` naming every field that differs, or a
+    Every check (:func:`resume_mismatches`, then the whole document and every tensor,
+    :mod:`binedu.train_validate`) runs before anything is loaded. Raises a ``ValueError``
+    naming every field that differs, or a
     :class:`~binedu.train_checkpoint.TrainingCheckpointError` naming what is corrupt.
     """
     try:
         saved = read_training_checkpoint(path)
+        processes = saved.meta.get("world_size", 1)
+        if processes != run.procs.world_size:
+            raise ValueError(f"cannot resume {path}: it ran on {processes!r} processes, not {run.procs.world_size}")
         diffs = resume_mismatches(saved, run.model, run.settings, run.optimizer)
         if diffs:
             raise ValueError(f"cannot resume {path}: this run differs from it in " + "; ".join(diffs))
-        state = check_progress(saved.state)
+        state = check_checkpoint(saved, run.model, run.optimizer, run.steps_per_epoch, run.procs.world_size)
     except (KeyError, TypeError, AttributeError, IndexError, TrainingCheckpointError) as exc:
-        # read_training_checkpoint lets some malformed documents through (e.g. no "scalars")
         raise TrainingCheckpointError(f"cannot resume {path}: {exc}") from exc
+    run.model.load_state_dict(saved.model_state)
     try:
-        run.model.load_state_dict(saved.model_state)
-    except RuntimeError as exc:
-        raise ValueError(f"cannot resume {path}: it holds another model ({exc})") from exc
-    if saved.optimizer_state is not None:
-        try:
-            run.optimizer.load_state_dict(saved.optimizer_state)
-        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
-            raise TrainingCheckpointError(f"cannot resume {path}: corrupt optimizer section ({exc!r})") from exc
+        run.optimizer.load_state_dict(saved.optimizer_state)  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        raise TrainingCheckpointError(f"cannot resume {path}: corrupt optimizer section ({exc!r})") from exc
     history = saved.history
     if history.epochs and history.epochs[-1].get("partial") and state["step"] < run.total:
         history.epochs.pop()  # the stopped epoch continues now
     device = run.device
     bits = {k[len("bits/") :]: v.to(device).bool() for k, v in saved.tensors.items() if k.startswith("bits/")}
     init = {k[len("init_bits/") :]: v.to(device).bool() for k, v in saved.tensors.items() if k.startswith("init_bits/")}
-    if saved.meta.get("world_size", 1) != run.procs.world_size:
-        raise ValueError(
-            f"cannot resume {path}: it ran on {saved.meta.get('world_size', 1)} processes, not {run.procs.world_size}"
-        )
     set_rng(run.procs.own_rng(saved.tensors))
     run.progress, run.history, run.saved_step = state, history, state["step"]
     run.tally = Tally(**state["tally"])
