@@ -29,8 +29,7 @@ from .train_callbacks import Callback, Callbacks, Step
 from .train_guard import DivergenceGuard, TrainingDiverged
 from .train_progress import ProgressBar
 from .train_record import HistoryRecorder, end_epoch, format_record
-from .train_resume import resume as resume_from
-from .train_resume import resume_mismatches
+from .train_resume import resume_mismatches, resume_on_every_rank
 from .train_schedule import Schedule
 from .train_state import TrainRun, model_config
 from .train_statistics import LayerStatistics, binary_bits, flip_ratio, layer_flip_ratios, layer_grad_norms
@@ -41,6 +40,7 @@ __all__ = [
     "format_record",
     "RECIPES",
     "recipe",
+    "MAX_SEED",
     "resolve_device",
     "make_optimizer",
     "binary_bits",
@@ -81,6 +81,12 @@ RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     ),
     ("language", "tiny"): dict(optimizer="adamw", lr=1e-2, batch_size=32, epochs=1, warmup_steps=20, decay_steps=None),
 }
+
+
+# Seeds of the data order, the initialization and dropout: the per-epoch order seeds a
+# generator with seed * 1_000_003 + epoch and torchrun rank r uses seed + 1_000_003 * r,
+# which must stay below 2**64; 2**32 - 1 (NumPy's classic bound) leaves room for both.
+MAX_SEED = 2**32 - 1
 
 
 def recipe(kind: str, config: str) -> dict[str, Any]:
@@ -188,6 +194,7 @@ def fit(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     on_start: Callable[[], None] | None = None,
     callbacks: Sequence[Callback] = (),
+    data_id: str | None = None,
 ) -> History:
     """Train ``model`` on ``train`` and return its :class:`~binedu.History`.
 
@@ -224,7 +231,14 @@ def fit(
       rank 0 writes the checkpoint, shows progress and calls ``on_epoch``.
     - ``on_start`` is called once every check has passed (arguments, and with
       ``resume`` the checkpoint), before the first step: the command line writes its
-      run folder there, so a refused run changes nothing on disk.
+      run folder there, so a refused run changes nothing on disk. A resumed run that
+      has nothing left to do (its epochs, or ``max_steps``, are done) returns the
+      checkpoint's history at once, without calling it.
+    - Training longer: resuming with more ``epochs`` than the checkpoint planned
+      works; when the decay follows the epochs (``decay_steps=None``) the extra steps
+      get a warm restart of the cosine (:mod:`binedu.train_schedule`).
+    - ``data_id``: the identity of the training data (:func:`binedu.data_identity.data_id`);
+      stored in the checkpoint with ``precision``, and compared with both on resume.
     - ``callbacks``: further parts of the loop (:class:`~binedu.train_callbacks.Callback`:
       a per-step hook, an extra loss term, ...), called before the built-in ones at
       every hook.
@@ -236,23 +250,29 @@ def fit(
     (:mod:`binedu.train_progress`) and the checkpoint writer
     (:mod:`binedu.train_writer`).
 
-    Resuming compares the whole model configuration, the data order (batch size, seed,
-    training-set size) and the optimizer with its schedule against what the checkpoint
-    recorded, and refuses with a ``ValueError`` that names every field that differs.
+    Resuming compares the whole model configuration, the data (its order: batch size,
+    seed, training-set size; its identity, ``data_id``), the precision and the optimizer
+    with its schedule against what the checkpoint recorded (a checkpoint of an older
+    binedu without a data identity or a precision is not compared on them), checks its
+    whole document and every tensor (:mod:`binedu.train_validate`), and refuses with a ``ValueError`` that names every field that differs.
     Non-finite hyperparameters are refused up front; a step whose loss or latent
     parameters are not finite stops the run with :class:`TrainingDiverged` naming the
     step, before anything is saved.
     """
-    _check_arguments(epochs, batch_size, record_every, max_steps, len(train), resume, checkpoint)  # type: ignore[arg-type]
+    _check_arguments(epochs, batch_size, record_every, max_steps, len(train), resume, checkpoint, seed)  # type: ignore[arg-type]
     check_hyperparameters(lr, weight_decay, min_lr_ratio, warmup_steps, decay_steps, checkpoint_every)
     plan = dict(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
                 warmup_steps=warmup_steps, decay_steps=decay_steps, min_lr_ratio=min_lr_ratio, seed=seed,
                 pad_id=pad_id, record_every=record_every, max_steps=max_steps)  # fmt: skip
+    plan |= {"precision": precision} | ({} if data_id is None else {"data_id": data_id})
     run = start_run(model, len(train), plan, device, precision, history)  # type: ignore[arg-type]
     if not run.procs.is_main:  # rank 0 alone shows progress and reports
         progress, on_epoch, on_start = False, None, None
-    if resume and Path(checkpoint).is_file():  # type: ignore[arg-type]
-        bits, init_bits = resume_from(run, Path(checkpoint))  # type: ignore[arg-type]
+    resumed = resume_on_every_rank(run, Path(checkpoint)) if resume else None  # type: ignore[arg-type]
+    if resumed is not None:
+        bits, init_bits, _ = resumed
+        if not run.unfinished():
+            return run.history  # nothing left to do: nothing is called, trained or written
     else:
         bits, init_bits = start_fresh(run, seed)
     run.history.meta.update(run.settings, config=model_config(model))
@@ -286,8 +306,9 @@ def fit(
 
 
 def _check_arguments(
-    epochs: int, batch_size: int, record_every: int, max_steps: int | None, size: int, resume: bool, checkpoint: Any
-) -> None:
+    epochs: int, batch_size: int, record_every: int, max_steps: int | None, size: int, resume: bool, checkpoint: Any,
+    seed: int,
+) -> None:  # fmt: skip
     if epochs < 1 or batch_size < 1 or record_every < 1:
         raise ValueError(
             f"epochs, batch_size and record_every must be >= 1, got {epochs}, {batch_size}, {record_every}"
@@ -298,6 +319,8 @@ def _check_arguments(
         raise ValueError("the training set is empty")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs a checkpoint path")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be an integer in [0, {MAX_SEED}], got {seed!r}")
 
 
 def start_run(
@@ -321,7 +344,8 @@ def start_run(
     decay = max(planned - warmup, 0) if decay is None else decay
     task = task_of(model)
     settings = {"task": task} | {k: v for k, v in plan.items() if k != "max_steps"}
-    settings |= dict(decay_steps=decay, train_size=train_size)
+    settings |= dict(decay_steps=decay, train_size=train_size, decay_follows_epochs=plan["decay_steps"] is None)
+    settings |= dict(schedule_end=planned, restarts=[])
     if procs.active:
         settings["world_size"] = procs.world_size
     max_steps = plan["max_steps"]

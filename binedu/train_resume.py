@@ -8,6 +8,7 @@ command line writes its run folder there) comes after :func:`resume`.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,11 @@ from torch import nn
 from .metrics import Tally
 from .rng_state import set_rng
 from .train_checkpoint import TrainingCheckpoint, TrainingCheckpointError, read_training_checkpoint
+from .train_schedule import extend, follows_epochs
 from .train_state import TrainRun, model_config
 from .train_validate import IMPLEMENTATION_FLAGS, check_checkpoint
 
-__all__ = ["RESUME_SETTINGS", "resume_mismatches", "check_progress", "resume"]
+__all__ = ["RESUME_SETTINGS", "resume_mismatches", "check_progress", "resume", "resume_on_every_rank"]
 
 # What a resumed run must share with the checkpoint: the data order, the optimizer and
 # its schedule (the model configuration is compared as a whole).
@@ -28,6 +30,9 @@ RESUME_SETTINGS = (
     "batch_size", "seed", "train_size", "pad_id", "optimizer", "lr", "weight_decay", "warmup_steps", "decay_steps",
     "min_lr_ratio",
 )  # fmt: skip
+# the precision, and the digest of the training data (binedu.data_identity): another data
+# set of the same size, or a precision change, must not continue a run
+RECORDED_SETTINGS = ("precision", "data_id")
 NOT_COMPARED = ("lr", "params")  # the rate is set at every step; params are checked by train_validate
 
 
@@ -53,9 +58,16 @@ def resume_mismatches(
         ]
     meta = saved.meta if isinstance(saved.meta, dict) else {}
     for key in RESUME_SETTINGS:
+        if key == "decay_steps" and settings.get("decay_follows_epochs") and follows_epochs(meta):
+            continue  # the checkpoint's schedule, extended if this run plans more epochs (train_schedule)
+        if key == "decay_steps" and settings.get("decay_follows_epochs"):
+            diffs.append(f"decay_steps={meta.get(key)!r} (now None: the rest of the run)")
+            continue
         if meta.get(key) != settings[key]:
-            hint = " (decay_steps=None follows epochs: pass the checkpoint's value)" if key == "decay_steps" else ""
-            diffs.append(f"{key}={meta.get(key)!r} (now {settings[key]!r}){hint}")
+            diffs.append(f"{key}={meta.get(key)!r} (now {settings[key]!r})")
+    for key in RECORDED_SETTINGS:  # an older checkpoint without them is not compared
+        if key in meta and key in settings and meta[key] != settings[key]:
+            diffs.append(f"{key}={meta[key]!r} (now {settings[key]!r})")
     if saved.optimizer_state is not None:
         try:
             (old_group,) = saved.optimizer_state["param_groups"]
@@ -89,11 +101,15 @@ def check_progress(state: Any) -> dict[str, Any]:
     return state
 
 
-def resume(run: TrainRun, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+Resumed = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], str]
+
+
+def resume(run: TrainRun, path: Path) -> Resumed:
     """Check the checkpoint at ``path`` against ``run``, then load it into ``run`` (the
     model's latents, the optimizer, the progress counters, the history and this rank's
     random-number states). Returns the bit snapshots of the checkpoint (the previous
-    record's, the initial ones) for :class:`~binedu.train_statistics.LayerStatistics`.
+    record's, the initial ones) for :class:`~binedu.train_statistics.LayerStatistics`,
+    and the checkpoint's digest.
 
     Every check (:func:`resume_mismatches`, then the whole document and every tensor,
     :mod:`binedu.train_validate`) runs before anything is loaded. Raises a ``ValueError``
@@ -111,6 +127,10 @@ def resume(run: TrainRun, path: Path) -> tuple[dict[str, torch.Tensor], dict[str
         state = check_checkpoint(saved, run.model, run.optimizer, run.steps_per_epoch, run.procs.world_size)
     except (KeyError, TypeError, AttributeError, IndexError, TrainingCheckpointError) as exc:
         raise TrainingCheckpointError(f"cannot resume {path}: {exc}") from exc
+    if run.settings.get("decay_follows_epochs"):
+        run.settings |= extend(saved.meta, run.settings, run.steps_per_epoch)
+        restarts = tuple((start, decay) for start, decay in run.settings["restarts"])
+        run.schedule = replace(run.schedule, decay_steps=run.settings["decay_steps"], restarts=restarts)
     run.model.load_state_dict(saved.model_state)
     try:
         run.optimizer.load_state_dict(saved.optimizer_state)  # type: ignore[arg-type]
@@ -125,4 +145,42 @@ def resume(run: TrainRun, path: Path) -> tuple[dict[str, torch.Tensor], dict[str
     set_rng(run.procs.own_rng(saved.tensors))
     run.progress, run.history, run.saved_step = state, history, state["step"]
     run.tally = Tally(**state["tally"])
-    return bits, init or bits  # an older checkpoint without initial bits: count from the resumed ones
+    return bits, init or bits, saved.digest  # an older checkpoint without initial bits: count from the resumed ones
+
+
+def _view(found: bool, outcome: Resumed | None, refused: bool, step: int) -> dict[str, Any]:
+    return {"found": found, "refused": refused, "step": step if outcome else None, "digest": outcome and outcome[2]}
+
+
+def _describe(view: dict[str, Any]) -> str:
+    if not view["found"]:
+        return "no checkpoint"
+    if view["refused"]:
+        return "a checkpoint it refuses"
+    return f"the checkpoint of step {view['step']} (digest {str(view['digest'])[:12]})"
+
+
+def resume_on_every_rank(run: TrainRun, path: Path) -> Resumed | None:
+    """:func:`resume` where ``path`` exists (``None``: start fresh), the same on every
+    process. Under torchrun each rank reads its own ``path``; rank 0's outcome (no file,
+    refused, or the step and digest of the checkpoint) is broadcast and compared, and
+    on any difference every rank stops with the same error: a run folder that is not
+    shared (rank 0 resumes, rank 1 starts fresh) would otherwise leave the processes
+    waiting for each other's collectives for hours."""
+    found, outcome, error = path.is_file(), None, None
+    if found:
+        try:
+            outcome = resume(run, path)
+        except Exception as exc:  # noqa: BLE001 (re-raised below, once every rank has said how it went)
+            error = exc
+    view = _view(found, outcome, error is not None, run.progress["step"])
+    main = run.procs.disagreement(view)
+    if main is not None:
+        other = "another process does not" if main == view else f"rank {run.procs.rank} sees {_describe(view)}"
+        raise ValueError(
+            f"cannot resume {path}: the {run.procs.world_size} processes do not see the same checkpoint (rank 0 "
+            f"sees {_describe(main)}, {other}); under torchrun the run folder must be one folder shared by all"
+        )
+    if error is not None:
+        raise error
+    return outcome
