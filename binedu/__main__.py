@@ -17,7 +17,10 @@ A run folder (``--out``) holds ``checkpoint.safetensors`` (training checkpoint: 
 floats, optimizer, progress), ``history.json``, ``run.json`` (model configuration,
 training settings, data set) and, for language models, ``tokenizer.json``. Training with
 ``--resume`` continues from the checkpoint there, after checking that the model, the
-data order and the optimizer are the checkpoint's. Progress and one final
+data (its order and identity), the precision and the optimizer are the checkpoint's, and
+the whole checkpoint; with more ``--epochs`` it trains longer (the cosine restarts), with
+its epochs done it says there is nothing left to do. One trainer at a time holds a run
+folder (a lock); a second is refused. Progress and one final
 ``key=value`` metrics line go to stdout. Nothing is written before every argument has
 been checked, and files are written atomically.
 
@@ -144,7 +147,8 @@ def _recipe_default(key: str, unset: str = "0") -> str:
     """The recipe's values of one setting for every config, grouped:
     ``default: image: paper-* 1000, tiny/tiny-28 15; language: paper-* 100, tiny 1``."""
     parts = []
-    for kind, table in CONFIGS.items():
+    names: dict[str, list[str]] = {"image": list(IMAGE_CONFIGS), "language": list(LANGUAGE_CONFIGS)}
+    for kind, table in names.items():
         groups: dict[str, list[str]] = {}
         for name in table:
             value = recipe(kind, name).get(key)
@@ -154,10 +158,10 @@ def _recipe_default(key: str, unset: str = "0") -> str:
             parts.append(f"{kind} {next(iter(groups))}")
             continue
         named = []
-        for value, names in groups.items():
-            if set(papers) <= set(names):
-                names = ["paper-*"] + [n for n in names if n not in papers]
-            named.append(f"{'/'.join(names)} {value}")
+        for value, members in groups.items():
+            if set(papers) <= set(members):
+                members = ["paper-*"] + [n for n in members if n not in papers]
+            named.append(f"{'/'.join(members)} {value}")
         parts.append(f"{kind}: " + ", ".join(named))
     return "default: " + "; ".join(parts)
 

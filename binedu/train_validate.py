@@ -191,7 +191,9 @@ def check_history(history: History, state: dict[str, Any]) -> None:
     for record in history.epochs:
         ok = isinstance(record, dict) and _is_int(record.get("epoch")) and _is_int(record.get("step"))
         ok = ok and record.get("partial", True) is True
-        ok = ok and all(_is_number(v) for k, v in record.items() if k not in ("epoch", "step", "partial"))
+        # a metric may be infinite (a perplexity that overflows), never NaN
+        metrics = [v for k, v in record.items() if k not in ("epoch", "step", "partial")]
+        ok = ok and all((isinstance(v, float) or _is_int(v)) and not math.isnan(v) for v in metrics)
         if not ok:
             raise TrainingCheckpointError(f"history.epochs holds a malformed record: {_short(record)}")
 

@@ -171,3 +171,13 @@ def test_a_corrupt_tensor_is_refused_before_the_optimizer_or_model_is_loaded(tmp
     with pytest.raises(TrainingCheckpointError, match="cannot resume .*bits/layers.0.bias"):
         fit(model, image_set(40), epochs=2, batch_size=10, checkpoint=path, resume=True, progress=False)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_an_overflowing_perplexity_is_a_valid_record_and_nan_is_not():
+    from binedu.history import History
+    from binedu.train_validate import check_history
+
+    state = {"step": 0, "epoch": 1, "batch": 0}
+    check_history(History(epochs=[{"epoch": 1, "step": 0, "val_loss": 800.0, "val_ppl": float("inf")}]), state)
+    with pytest.raises(TrainingCheckpointError, match="malformed record"):
+        check_history(History(epochs=[{"epoch": 1, "step": 0, "val_loss": float("nan")}]), state)
