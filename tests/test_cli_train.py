@@ -194,3 +194,16 @@ def test_tiny_28_trains_on_digits_hard_by_default(tmp_path, capsys):
     assert "data: digits-hard" in capsys.readouterr().out
     args = build_parser().parse_args(["train", "--config", "tiny-28", "--data", "digits", "--image-size", "28"])
     assert plan_train(args)["data"]["name"] == "digits"  # scaled up on purpose: allowed
+
+
+@given(value=st.integers(-(2**70), 2**70))
+def test_the_train_seed_option_accepts_exactly_its_range(value):
+    import argparse
+
+    from binedu.__main__ import TRAIN_SEED
+
+    if 0 <= value <= MAX_SEED:
+        assert TRAIN_SEED(str(value)) == value
+    else:
+        with pytest.raises(argparse.ArgumentTypeError):
+            TRAIN_SEED(str(value))
