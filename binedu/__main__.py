@@ -17,7 +17,10 @@ A run folder (``--out``) holds ``checkpoint.safetensors`` (training checkpoint: 
 floats, optimizer, progress), ``history.json``, ``run.json`` (model configuration,
 training settings, data set) and, for language models, ``tokenizer.json``. Training with
 ``--resume`` continues from the checkpoint there, after checking that the model, the
-data order and the optimizer are the checkpoint's. Progress and one final
+data (its order and identity), the precision and the optimizer are the checkpoint's, and
+the whole checkpoint; with more ``--epochs`` it trains longer (the cosine restarts), with
+its epochs done it says there is nothing left to do. One trainer at a time holds a run
+folder (a lock); a second is refused. Progress and one final
 ``key=value`` metrics line go to stdout. Nothing is written before every argument has
 been checked, and files are written atomically.
 
@@ -36,7 +39,7 @@ import math
 import signal
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -44,11 +47,13 @@ import torch
 
 from . import __version__, distributed
 from .config import IMAGE_CONFIGS, LANGUAGE_CONFIGS
+from .data_identity import data_id
 from .history import History
 from .io import atomic_write_bytes
 from .metrics import evaluate, task_of
 from .precision import PRECISIONS
-from .train import check_hyperparameters, fit, format_record, recipe, resolve_device
+from .run_lock import RunFolderLock
+from .train import MAX_SEED, check_hyperparameters, fit, format_record, recipe, resolve_device
 from .train_checkpoint import is_training_checkpoint, load_trained_model
 
 __all__ = ["main", "build_parser", "plan_train"]
@@ -58,9 +63,11 @@ HISTORY = "history.json"
 RUN = "run.json"
 TOKENIZER = "tokenizer.json"
 PACKED = "packed.safetensors"
-IMAGE_DATA = ("digits", "food101", "folder")
+IMAGE_DATA = ("digits", "digits-hard", "food101", "folder")
 TEXT_DATA = ("pydoc", "pydoc-installed", "wikitext-2", "wikitext-103")
 DEFAULT_DATA = {"image": "digits", "language": "pydoc"}
+CONFIG_DATA = {"tiny-28": "digits-hard"}  # a config made for one offline data set trains on it by default
+NATIVE_SIZE = {"digits": 8, "digits-hard": 28}  # pixels of the offline images (digits-hard: at least 20)
 PAPER_DATA = {"image": "food101", "language": "wikitext-103"}
 DEFAULT_TOKEN_CACHE = "~/.cache/binedu/tokens"
 
@@ -124,7 +131,7 @@ def _number(kind: type, low: float | None = None, high: float | None = None, abo
         if low is not None and (value <= low if above else value < low):
             raise argparse.ArgumentTypeError(f"must be {'>' if above else '>='} {low:g}, got {text}")
         if high is not None and value > high:
-            raise argparse.ArgumentTypeError(f"must be <= {high:g}, got {text}")
+            raise argparse.ArgumentTypeError(f"must be <= {high if kind is int else format(high, 'g')}, got {text}")
         return value
 
     parse.__name__ = kind.__name__  # argparse names the type in some messages
@@ -134,6 +141,30 @@ def _number(kind: type, low: float | None = None, high: float | None = None, abo
 POSITIVE = _number(int, 1)
 COUNT = _number(int, 0)
 SEED = _number(int, 0, 2**63 - 1)
+TRAIN_SEED = _number(int, 0, MAX_SEED)  # the data order's generator takes seed * 1_000_003 + epoch
+
+
+def _recipe_default(key: str, unset: str = "0") -> str:
+    """The recipe's values of one setting for every config, grouped:
+    ``default: image: paper-* 1000, tiny/tiny-28 15; language: paper-* 100, tiny 1``."""
+    parts = []
+    names: dict[str, list[str]] = {"image": list(IMAGE_CONFIGS), "language": list(LANGUAGE_CONFIGS)}
+    for kind, table in names.items():
+        groups: dict[str, list[str]] = {}
+        for name in table:
+            value = recipe(kind, name).get(key)
+            groups.setdefault(unset if value is None else f"{value:g}" if isinstance(value, float) else str(value), []).append(name)
+        papers = [n for n in table if n.startswith("paper")]
+        if len(groups) == 1:  # every config of the kind
+            parts.append(f"{kind} {next(iter(groups))}")
+            continue
+        named = []
+        for value, members in groups.items():
+            if set(papers) <= set(members):
+                members = ["paper-*"] + [n for n in members if n not in papers]
+            named.append(f"{'/'.join(members)} {value}")
+        parts.append(f"{kind}: " + ", ".join(named))
+    return "default: " + "; ".join(parts)
 
 
 # ---------------------------------------------------------------- arguments
@@ -159,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", default="tiny", choices=sorted({*IMAGE_CONFIGS, *LANGUAGE_CONFIGS}), metavar="CONFIG", help=config_help)
     train.add_argument("--float", dest="float_model", action="store_true", help="the float32 counterpart instead of the binary model")
     train.add_argument("--no-normalize", action="store_true", help="remove the normalization (the ablation that fails)")
-    train.add_argument("--data", help="digits | food101 | folder | pydoc | wikitext-2 | wikitext-103 (default: digits/pydoc, food101/wikitext-103 for paper configs)")
+    train.add_argument("--data", help="digits | digits-hard | food101 | folder | pydoc | wikitext-2 | wikitext-103 (default: digits/pydoc; digits-hard for tiny-28; food101/wikitext-103 for paper configs)")
     train.add_argument("--data-root", help="folder of the data set (food101, folder, wikitext; default: none)")
     train.add_argument("--tokenizer", help="char | wordpiece | path to vocab.txt / tokenizer .json (language; default char, wordpiece for paper configs)")
     train.add_argument("--vocab-size", type=_number(int, 2), help="tokenizer size (wordpiece: number of pieces; default: the tokenizer's)")
@@ -167,17 +198,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-len", type=_number(int, 2), help="sequence length, at most the config's (default: the config's)")
     train.add_argument("--limit", type=POSITIVE, help="use at most this many examples per split (default: all)")
     train.add_argument("--val-fraction", type=_number(float, 0, 1, above=True), help="validation share where the data set has no official split (default: the data set's)")
-    train.add_argument("--epochs", type=POSITIVE, help="passes over the training set (default: the config's recipe)")
-    train.add_argument("--batch-size", type=POSITIVE, help="examples per step (default: the config's recipe)")
-    train.add_argument("--lr", type=_number(float, 0, 1e6, above=True), help="peak learning rate (default: the config's recipe)")
-    train.add_argument("--optimizer", choices=("adam", "adamw"), help="default: the config's recipe")
-    train.add_argument("--weight-decay", type=_number(float, 0), help="default: the config's recipe (0 if it has none)")
-    train.add_argument("--warmup-steps", type=COUNT, help="linear warmup length (default: the config's recipe)")
-    train.add_argument("--decay-steps", type=COUNT, help="cosine decay length (0: none; default: the recipe's, else the rest of the run)")
-    train.add_argument("--min-lr-ratio", type=_number(float, 0, 1), help="learning rate after the decay, as a fraction of --lr (default: the recipe's, else 0)")
+    train.add_argument("--epochs", type=POSITIVE, help=f"passes over the training set; more than a resumed run planned: train longer, the cosine restarts ({_recipe_default('epochs')})")
+    train.add_argument("--batch-size", type=POSITIVE, help=f"examples per step ({_recipe_default('batch_size')})")
+    train.add_argument("--lr", type=_number(float, 0, 1e6, above=True), help=f"peak learning rate ({_recipe_default('lr')})")
+    train.add_argument("--optimizer", choices=("adam", "adamw"), help=_recipe_default("optimizer"))
+    train.add_argument("--weight-decay", type=_number(float, 0), help=_recipe_default("weight_decay"))
+    train.add_argument("--warmup-steps", type=COUNT, help=f"linear warmup length ({_recipe_default('warmup_steps')})")
+    train.add_argument("--decay-steps", type=COUNT, help=f"cosine decay length, 0: none ({_recipe_default('decay_steps', 'the rest of the run')})")
+    train.add_argument("--min-lr-ratio", type=_number(float, 0, 1), help=f"learning rate after the decay, as a fraction of --lr ({_recipe_default('min_lr_ratio')})")
     train.add_argument("--max-steps", type=POSITIVE, help="stop after this many optimizer steps (default: no limit)")
     train.add_argument("--record-every", type=POSITIVE, default=10, help="steps between bit-flip and gradient-norm records")
-    train.add_argument("--seed", type=SEED, default=0, help="data order, initialization and dropout")
+    train.add_argument("--seed", type=TRAIN_SEED, default=0, help=f"data order, initialization and dropout (0 to {MAX_SEED})")
     train.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (auto: a GPU when present)")
     train.add_argument("--num-workers", type=COUNT, help="data-loading processes (default 0 on CPU, 8 on GPU)")
     train.add_argument("--precision", choices=PRECISIONS, default="fp32", help="bf16: float activations in bfloat16 (autocast), for GPUs; the latent weights stay float32")
@@ -254,8 +285,28 @@ def check_args(args: argparse.Namespace) -> None:
         allowed = IMAGE_DATA if args.model == "image" else TEXT_DATA
         if name is not None and name not in allowed:
             raise UsageError(f"argument --data: {name!r} does not fit {_a(args.model)} model; use one of {', '.join(allowed)}")
+        if args.model == "image":
+            _check_pairing(args.config, name or CONFIG_DATA.get(args.config, DEFAULT_DATA["image"]), config.image_size, args.image_size)
     if args.command == "pack" and args.output is not None and Path(args.output).expanduser().is_dir():
         raise UsageError(f"argument -o/--output: {args.output} is a folder; give the packed file's name")
+
+
+def _check_pairing(config: str, data: str, config_size: int, image_size: int | None) -> None:
+    """An offline image data set and a config made for another image size do not train
+    together silently (--config tiny-28 once trained on 8x8 digits scaled up to 28x28)."""
+    if data not in NATIVE_SIZE or config.startswith("paper"):
+        return
+    size = config_size if image_size is None else image_size
+    if data == "digits" and size != NATIVE_SIZE[data] and image_size is None:
+        raise UsageError(
+            f"argument --data: the digits are 8x8 images but --config {config} is made for {size}x{size}: "
+            "use --data digits-hard (28x28), or pass --image-size to scale the digits up on purpose"
+        )
+    if data == "digits-hard" and size < 20:
+        raise UsageError(
+            f"argument --data: digits-hard images are 28x28 (at least 20 pixels) but --config {config} uses {size}x{size}: "
+            "use --config tiny-28"
+        )
 
 
 # ---------------------------------------------------------------- helpers
@@ -352,7 +403,7 @@ def _check_vocabulary(model: torch.nn.Module, vocab_size: int, tokenizer: object
 
 def _data_spec(args: argparse.Namespace, kind: str, config: Any) -> dict[str, Any]:
     paper = args.config.startswith("paper")
-    name = args.data or (PAPER_DATA if paper else DEFAULT_DATA)[kind]
+    name = args.data or CONFIG_DATA.get(args.config) or (PAPER_DATA if paper else DEFAULT_DATA)[kind]
     allowed = IMAGE_DATA if kind == "image" else TEXT_DATA
     if name not in allowed:
         raise UsageError(f"argument --data: {name!r} does not fit {_a(kind)} model; use one of {', '.join(allowed)}")
@@ -394,17 +445,11 @@ def plan_train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .image_model import ImageClassifier
-    from .language_model import LanguageModel
-
+    """``binedu train``: every argument is checked, then the run folder is locked for the
+    whole command (:mod:`binedu.run_lock`; under torchrun by rank 0) before anything is
+    read or written."""
     plan = plan_train(args)
-    spec, settings, out = plan["data"], plan["train"], plan["out"]
-    device = resolve_device(args.device)
-    procs = distributed.setup(device)  # under torchrun: join the other processes
-    say = _say if procs.is_main else lambda line: None  # only rank 0 prints and writes
-    checkpoint = out / CHECKPOINT
-    if checkpoint.exists() and not args.resume:
-        raise CommandError(f"{checkpoint} exists: pass --resume to continue it, or choose another --out")
+    settings = plan["train"]
     try:
         check_hyperparameters(
             settings["lr"], settings.get("weight_decay", 0.0), settings.get("min_lr_ratio", 0.0),
@@ -412,6 +457,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    device = resolve_device(args.device)
+    procs = distributed.setup(device)  # under torchrun: join the other processes
+    with RunFolderLock(plan["out"]) if procs.is_main else nullcontext():
+        return _train(args, plan, device, procs)
+
+
+def _train(args: argparse.Namespace, plan: dict[str, Any], device: torch.device, procs: distributed.Group) -> int:
+    from .image_model import ImageClassifier
+    from .language_model import LanguageModel
+
+    spec, settings, out = plan["data"], plan["train"], plan["out"]
+    say = _say if procs.is_main else lambda line: None  # only rank 0 prints and writes
+    checkpoint = out / CHECKPOINT
+    if checkpoint.exists() and not args.resume:
+        raise CommandError(f"{checkpoint} exists: pass --resume to continue it, or choose another --out")
     if args.model == "language" and args.resume and (out / TOKENIZER).is_file():
         spec["tokenizer"] = str(out / TOKENIZER)  # continue with the vocabulary the run started with
     data = distributed.load_data(procs, spec, _load_data)  # rank 0 first; its tokenizer for all
@@ -425,34 +485,46 @@ def cmd_train(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     model = cls.from_config(args.config, **overrides)
 
+    identity = data_id(data.train)
+    started = []
+
     def write_run_folder() -> None:
         """Called by fit once the arguments and (with --resume) the checkpoint are checked."""
+        started.append(True)
+        say(
+            f"model: {cls.__name__} {args.config} ({_variant(args)}), {model.num_parameters():,} parameters; "
+            f"data: {data.name} {len(data.train):,} train / {len(data.val):,} val; device: {device}"
+        )
+        shown = {k: v for k, v in settings.items() if v is not None}  # decay_steps=None: the rest of the run
+        say("training: " + " ".join(f"{k}={v}" for k, v in shown.items()) + f" seed={args.seed} out={out}")
+        if procs.active:
+            batch = settings["batch_size"]
+            say(f"torchrun: {procs.world_size} processes x batch {batch} = effective batch {procs.world_size * batch}")
         out.mkdir(parents=True, exist_ok=True)
         if args.model == "language":
             data.tokenizer.save(out / TOKENIZER)
             spec["tokenizer"] = str((out / TOKENIZER).resolve())  # evaluation reuses the same vocabulary
         run = {"model": model.config.to_dict(), "config_name": args.config, "train": settings, "data": spec}
+        run |= {"precision": args.precision, "data_id": identity}  # what the run trains on, compared on resume
         atomic_write_bytes(out / RUN, json.dumps(run, indent=1).encode())
 
-    say(
-        f"model: {cls.__name__} {args.config} ({_variant(args)}), {model.num_parameters():,} parameters; "
-        f"data: {data.name} {len(data.train):,} train / {len(data.val):,} val; device: {device}"
-    )
-    shown = {k: v for k, v in settings.items() if v is not None}  # decay_steps=None: the rest of the run
-    say("training: " + " ".join(f"{k}={v}" for k, v in shown.items()) + f" seed={args.seed} out={out}")
-    if procs.active:
-        batch = settings["batch_size"]
-        say(f"torchrun: {procs.world_size} processes x batch {batch} = effective batch {procs.world_size * batch}")
     num_workers = args.num_workers if args.num_workers is not None else (8 if device.type == "cuda" else 0)
     history = fit(
         model, data.train, data.val, **settings, seed=args.seed, max_steps=args.max_steps, pad_id=0,
         record_every=args.record_every, progress=not args.no_progress, checkpoint=checkpoint,
         checkpoint_every=args.checkpoint_every, resume=args.resume, device=device, num_workers=num_workers, on_epoch=lambda r: _say(format_record(r)), on_start=write_run_folder,
-        precision=args.precision,
+        precision=args.precision, data_id=identity,
     )  # fmt: skip
-    if procs.is_main:
-        history.save(out / HISTORY)
-    say(_final_line(history))
+    if not started:  # resumed a run whose epochs (or --max-steps) are done
+        last = history.epochs[-1] if history.epochs else {"epoch": 0, "step": 0}
+        say(
+            f"nothing left to do: {checkpoint} is at epoch {last['epoch']}, step {last['step']}, the end of this "
+            "plan; pass a larger --epochs (or --max-steps) to train longer"
+        )
+    else:
+        if procs.is_main:
+            history.save(out / HISTORY)
+        say(_final_line(history))
     distributed.shutdown()
     return 0
 
@@ -612,9 +684,26 @@ def _user_error(exc: Exception) -> str | None:
         return f"an image is too large to decode safely ({exc})"
     if isinstance(exc, (SafetensorError, ValueError)):
         return " ".join(str(exc).split())  # one line, whatever the message
-    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
-        return f"out of memory ({' '.join(str(exc).split())[:200]}): use a smaller --batch-size or config"
+    text = " ".join(str(exc).split())
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or (
+        isinstance(exc, RuntimeError) and ("DefaultCPUAllocator" in text or "not enough memory" in text)
+    ):  # a CPU allocation that fails is a plain RuntimeError
+        return f"out of memory ({text[:200]}): use a smaller --batch-size or config"
+    if isinstance(exc, RuntimeError) and _peer_lost(exc, text):
+        return (
+            f"another process of this torchrun run stopped or cannot be reached ({text[:160]}); "
+            "the run continues from its last checkpoint with --resume"
+        )
     return None
+
+
+def _peer_lost(exc: RuntimeError, text: str) -> bool:
+    """A collective that failed because another torchrun process died (gloo or nccl)."""
+    import torch.distributed as dist
+
+    lost = getattr(dist, "DistBackendError", ()), getattr(dist, "DistNetworkError", ())
+    signs = ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "NCCL communicator was aborted")
+    return isinstance(exc, lost) or (distributed.current().active and any(s in text for s in signs))
 
 
 @contextmanager

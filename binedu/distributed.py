@@ -194,6 +194,16 @@ class Group:
         dist.broadcast(buffer, src=0)
         return value if self.is_main else json.loads(buffer.cpu().numpy().tobytes().decode())
 
+    def disagreement(self, value: Any) -> Any:
+        """``None`` when every rank holds the same JSON-able ``value``; else rank 0's
+        value, on every rank (a collective: every rank must call it, so all of them learn
+        of a difference and can stop together instead of waiting for each other)."""
+        if not self.active:
+            return None
+        main = self.broadcast_json(value)
+        differs = json.dumps(main, sort_keys=True) != json.dumps(value, sort_keys=True)
+        return main if self.all_sum([float(differs)])[0] > 0 else None
+
 
 def load_data(procs: Group, spec: dict[str, Any], load: Callable[[dict[str, Any]], Any]) -> Any:
     """``load(spec)`` on every rank, rank 0 first (it tokenizes and fills the token

@@ -70,6 +70,7 @@ class TrainingCheckpoint:
     history: History = field(default_factory=History)
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    digest: str = ""  # of the verified checksums: two readers of one file get the same (binedu.train_resume)
 
     def model(self, device: str | torch.device = "cpu") -> nn.Module:
         """A model of the stored configuration holding the stored parameters.
@@ -207,6 +208,7 @@ def read_training_checkpoint(path: str | Path) -> TrainingCheckpoint:
         with TensorFile(path, TrainingCheckpointError, WHAT) as file:
             document = _check_metadata(file)
             tensors = _read_tensors(file)
+            sums = f"{file.metadata.get('document_sha256')} {file.metadata.get('tensors_sha256')}"
     except FileNotFoundError:
         raise TrainingCheckpointError(f"no training checkpoint at {path}") from None
     except OSError as exc:
@@ -228,6 +230,7 @@ def read_training_checkpoint(path: str | Path) -> TrainingCheckpoint:
         history=history,
         tensors={k: v for k, v in tensors.items() if not k.startswith(("model/", "optim/"))},
         meta=meta,
+        digest=hashlib.sha256(sums.encode()).hexdigest()[:32],
     )
 
 

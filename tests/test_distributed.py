@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,8 @@ def torchrun(args: list[str], nproc: int = 2, env: dict[str, str] | None = None)
         sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--nnodes=1",
         "--master_addr=127.0.0.1", f"--master_port={free_port()}", *args,
     ]  # fmt: skip
-    full_env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "tests")} | (env or {})
+    # this checkout's binedu first (not an installed one), then the test helpers
+    full_env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"} | (env or {})
     return subprocess.run(command, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=300)
 
 
@@ -90,9 +92,12 @@ def train_one(spec: dict) -> None:
     train = data(spec["n"])
     if spec.get("crash_after") is not None and int(os.environ["RANK"]) == 1:
         train = Crashing(train, spec["crash_after"])
+    checkpoint = spec.get("checkpoint")
+    if spec.get("private_folders"):  # a run folder that is not shared: each rank sees its own
+        checkpoint = f"{checkpoint}.rank{os.environ['RANK']}"
     history = fit(
         model, train, data(spec["n_val"]), epochs=spec["epochs"], batch_size=spec["batch_size"], seed=spec["seed"],
-        max_steps=spec.get("max_steps"), checkpoint=spec.get("checkpoint"), checkpoint_every=spec.get("checkpoint_every"),
+        max_steps=spec.get("max_steps"), checkpoint=checkpoint, checkpoint_every=spec.get("checkpoint_every"),
         resume=spec.get("resume", False), precision=spec.get("precision", "fp32"), **COMMON | kwargs,
     )  # fmt: skip
     procs = distributed.current()
@@ -180,6 +185,49 @@ def test_resume_after_a_crash_is_bit_identical_under_two_processes(tmp_path, two
     b, state_b = worker_result(tmp_path / "resumed")
     assert state_a.keys() == state_b.keys() and all(torch.equal(state_a[k], state_b[k]) for k in state_a)
     assert a["history"] == b["history"]
+
+
+def test_a_run_folder_that_the_ranks_do_not_share_is_refused_by_every_rank(tmp_path):
+    """Rank 0 resumed, rank 1 started fresh, and their collectives waited for 3 hours."""
+    spec = RESUME_RUN | dict(checkpoint=str(tmp_path / "run.safetensors"), private_folders=True, max_steps=4)
+    first = run_worker(spec | dict(out=str(tmp_path / "first")))  # only rank 0 writes: rank 1's folder stays empty
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (tmp_path / "run.safetensors.rank0").is_file() and not (tmp_path / "run.safetensors.rank1").exists()
+    resumed = run_worker(spec | dict(out=str(tmp_path / "resumed"), resume=True, max_steps=8))  # timeout: 300 s
+    assert resumed.returncode != 0 and not (tmp_path / "resumed.json").exists()
+    refusals = [line for line in resumed.stderr.splitlines() if "do not see the same checkpoint" in line]
+    assert len(refusals) >= 2, resumed.stderr[-3000:]  # both ranks stop, neither waits for the other
+    assert any("rank 0 sees the checkpoint of step 4" in line and "rank 1 sees no checkpoint" in line for line in refusals)
+
+
+def test_a_killed_rank_gives_one_line_not_a_traceback(tmp_path):
+    """Two processes joined as torchrun joins them (127.0.0.1, gloo); rank 1 is killed
+    while training: rank 0 stops at its next collective with one line."""
+    out = tmp_path / "run"
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "WORLD_SIZE": "2",
+                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}  # fmt: skip
+    argv = [sys.executable, "-m", "binedu", "train", "--limit", "200", "--epochs", "500", "--batch-size", "8",
+            "--device", "cpu", "--no-progress", "--out", str(out)]  # fmt: skip
+    ranks = [
+        subprocess.Popen(argv, cwd=ROOT, env=env | {"RANK": str(r), "LOCAL_RANK": str(r)}, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for r in (0, 1)
+    ]  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "history.json").exists() and not (out / "checkpoint.safetensors").exists():
+            assert all(p.poll() is None for p in ranks) and time.monotonic() < deadline, "the run did not start"
+            time.sleep(0.2)
+        ranks[1].kill()
+        _, err = ranks[0].communicate(timeout=120)  # no hang
+    finally:
+        for p in ranks:
+            p.kill()
+            p.communicate()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert ranks[0].returncode == 1 and "Traceback" not in err, err[-3000:]
+    assert [line for line in lines if line.startswith("binedu train: error:")] == lines[-1:], err[-3000:]
+    assert "another process of this torchrun run stopped or cannot be reached" in lines[-1]
 
 
 SITE_GUARD = """

@@ -9,6 +9,8 @@ import struct
 import pytest
 import torch
 from helpers import same_weights
+from hypothesis import given
+from hypothesis import strategies as st
 from train_fixtures import Crashing, counting_sequences, image_model, image_set, language_model
 
 from binedu.train import fit
@@ -176,6 +178,11 @@ def train_then_resume(tmp_path, first: dict, then: dict, make_first=image_model,
         ({"decay_steps": 5}, {"decay_steps": 6}, image_model, "decay_steps=5 (now 6)"),
         ({}, {"min_lr_ratio": 0.1}, image_model, "min_lr_ratio=0.0 (now 0.1)"),
         ({}, {"seed": 1}, image_model, "seed=0 (now 1)"),
+        # another data set of the same size, or another precision (both were accepted, and run.json rewritten)
+        ({"data_id": "digits-a"}, {"data_id": "digits-b"}, image_model, "data_id='digits-a' (now 'digits-b')"),
+        ({}, {"precision": "bf16"}, image_model, "precision='fp32' (now 'bf16')"),
+        # a decay that followed the epochs is not an explicit one
+        ({"decay_steps": 5}, {"decay_steps": None}, image_model, "decay_steps=5 (now None: the rest of the run)"),
     ],
 )
 def test_resume_refuses_another_model_or_optimizer_naming_the_field(tmp_path, first, then, make_then, named):
@@ -238,3 +245,68 @@ def test_a_corrupt_progress_section_is_refused(tmp_path):
     save_training_checkpoint(path, model, state={"step": "two"}, history=saved.history, meta=saved.meta)
     with pytest.raises(TrainingCheckpointError, match="progress section is corrupt"):
         fit(image_model(), image_set(40), epochs=2, batch_size=10, progress=False, checkpoint=path, resume=True)
+
+
+def test_resuming_a_finished_run_with_more_epochs_trains_at_a_real_rate(tmp_path):
+    """It was refused with a decay_steps hint; following the hint trained at a rate of about 0."""
+    path = tmp_path / "c.safetensors"
+    common = dict(batch_size=10, lr=5e-3, warmup_steps=2, progress=False, checkpoint=path)
+    first = fit(image_model(), image_set(40), image_set(10, 1), epochs=2, **common)
+    assert first.lr[-1] < 0.1 * 5e-3  # the cosine ends near 0 at the end of the plan
+    model = image_model()
+    longer = fit(model, image_set(40), image_set(10, 1), epochs=3, resume=True, **common)
+    assert longer.lr[:8] == first.lr  # the steps done keep their rates
+    extra = longer.lr[8:]
+    assert len(extra) == 4 and extra[0] == 5e-3 and min(extra) > 0.1 * 5e-3  # a warm restart over the extra epoch
+    assert [e["epoch"] for e in longer.epochs] == [1, 2, 3]
+    assert longer.epochs[-1]["val_loss"] != longer.epochs[-2]["val_loss"]
+    assert longer.loss[8:] != first.loss[-4:]
+    saved = read_training_checkpoint(path)
+    assert saved.meta["restarts"] == [[8, 4]] and saved.meta["schedule_end"] == 12 and saved.state["step"] == 12
+
+
+def test_an_extended_run_stopped_and_resumed_equals_one_extended_at_once(tmp_path):
+    common = dict(batch_size=10, lr=5e-3, warmup_steps=2, record_every=3, progress=False)
+    runs = []
+    for stops in ((), (10,)):
+        path = tmp_path / f"run{len(stops)}.safetensors"
+        fit(image_model(), image_set(40), epochs=2, checkpoint=path, **common)
+        for stop in stops:
+            fit(image_model(), image_set(40), epochs=4, checkpoint=path, resume=True, max_steps=stop, **common)
+        model = image_model(seed=9)
+        history = fit(model, image_set(40), epochs=4, checkpoint=path, resume=True, **common)
+        runs.append((model, history))
+    (a, ha), (b, hb) = runs
+    assert same_weights(a, b) and ha.to_dict() == hb.to_dict() and len(ha.steps) == 16
+
+
+def test_resuming_a_finished_run_with_its_epochs_has_nothing_to_do(tmp_path):
+    path = tmp_path / "c.safetensors"
+    common = dict(epochs=2, batch_size=10, warmup_steps=2, progress=False, checkpoint=path)
+    first = fit(image_model(), image_set(40), **common)
+    before, started = path.read_bytes(), []
+    model = image_model(seed=4)
+    again = fit(model, image_set(40), resume=True, on_start=lambda: started.append(1), **common)
+    assert started == [] and path.read_bytes() == before
+    assert json.loads(json.dumps(again.to_dict())) == json.loads(json.dumps(first.to_dict()))  # the saved history
+    assert same_weights(model, load_trained_model(path))  # the checkpoint's latents, not trained further
+
+
+@given(
+    steps=st.integers(1, 60), warmup=st.integers(0, 10), decay=st.integers(0, 60),
+    extra=st.lists(st.integers(1, 40), max_size=3), ratio=st.floats(0, 1),
+)  # fmt: skip
+def test_a_warm_restart_keeps_the_earlier_rates_and_restarts_from_the_peak(steps, warmup, decay, extra, ratio):
+    from binedu.train_schedule import Schedule
+
+    restarts, end = [], steps
+    for n in extra:
+        restarts.append((end, n))
+        end += n
+    plain = Schedule(0.1, warmup, decay, ratio)
+    extended = Schedule(0.1, warmup, decay, ratio, tuple(restarts))
+    assert [extended.rate(s) for s in range(steps)] == [plain.rate(s) for s in range(steps)]
+    for start, n in restarts:
+        assert extended.rate(start) == 0.1
+        rates = [extended.rate(s) for s in range(start, start + n)]
+        assert all(0.1 * ratio - 1e-12 <= r <= 0.1 for r in rates) and rates == sorted(rates, reverse=True)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import same_weights
 from train_fixtures import Poisoned, counting_sequences, image_model, image_set, language_model
 
 from binedu.data import image_data
 from binedu.history import History
 from binedu.schedule import learning_rate
-from binedu.train import binary_bits, fit, flip_ratio, layer_grad_norms, recipe
+from binedu.train import Callback, binary_bits, fit, flip_ratio, layer_grad_norms, recipe
 
 
 def test_binary_image_model_learns_and_history_is_complete():
@@ -287,3 +288,64 @@ def test_pack_refuses_non_finite_latents():
         model.layers[0].weight[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match=r"cannot pack ImageClassifier: NaN or infinite latent parameters in layers.0.weight"):
         pack_model(model)
+
+
+class _Hooks(Callback):
+    """A recipe's part added without editing the loop: it sees every step, may change the
+    step's rate, adds a loss term and clips the latent weights after each update."""
+
+    def __init__(self, rate: float | None = None, weight: float = 0.0, clip: tuple[float, float] | None = None):
+        self.rate, self.weight, self.clip = rate, weight, clip
+        self.events: list[tuple[str, int]] = []
+
+    def on_epoch_start(self, run, epoch):
+        self.events.append(("epoch", epoch))
+
+    def extra_loss(self, run, step):
+        self.events.append(("loss", step.number))
+        return self.weight * sum(p.square().sum() for p in run.model.parameters())
+
+    def on_after_backward(self, run, step):
+        assert all(p.grad is not None for p in run.model.parameters())
+        if self.rate is not None:
+            step.rate = self.rate
+
+    def on_step_end(self, run, step):
+        self.events.append(("step", step.number))
+        if self.clip is not None:
+            with torch.no_grad():
+                for p in run.model.parameters():
+                    p.clamp_(*self.clip)
+
+
+def _hooked(*parts, **kwargs):
+    model = image_model()
+    h = fit(model, image_set(30), epochs=2, batch_size=10, progress=False, callbacks=list(parts), **kwargs)
+    return model, h
+
+
+def test_a_callback_sees_every_step_in_order_and_a_zero_extra_loss_changes_nothing():
+    hooks = _Hooks()
+    model, h = _hooked(hooks)
+    plain_model, plain = _hooked()
+    expected = [e for epoch in range(2) for e in [("epoch", epoch)] + [(k, 3 * epoch + s) for s in range(3) for k in ("loss", "step")]]
+    assert hooks.events == expected
+    assert same_weights(model, plain_model) and h.to_dict() == plain.to_dict()
+
+
+def test_an_extra_loss_term_trains_a_different_model_but_the_recorded_loss_stays_the_tasks():
+    model, h = _hooked(_Hooks(weight=1.0))
+    plain_model, plain = _hooked()
+    assert h.loss[0] == plain.loss[0]  # the first step's cross-entropy, before any update
+    assert not same_weights(model, plain_model) and h.loss[1:] != plain.loss[1:]
+
+
+def test_a_hook_can_set_the_rate_of_each_step_and_clip_the_latents():
+    model = image_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    h = fit(model, image_set(30), epochs=1, batch_size=10, progress=False, callbacks=[_Hooks(rate=0.0)])
+    assert h.lr == [0.0, 0.0, 0.0] and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    clipped, _ = _hooked(_Hooks(clip=(0.3, 0.7)))
+    free, _ = _hooked()
+    assert all(float(p.detach().min()) >= 0.3 and float(p.detach().max()) <= 0.7 for p in clipped.parameters())
+    assert any(float(p.detach().min()) < 0.3 or float(p.detach().max()) > 0.7 for p in free.parameters())
