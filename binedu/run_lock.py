@@ -36,7 +36,7 @@ LOCK_NAME = ".binedu-train.lock"
 try:
     import fcntl
 except ImportError:  # pragma: no cover (Windows)
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # no fcntl: the O_EXCL lock file is used
 
 
 class RunFolderBusy(ValueError):

@@ -268,7 +268,7 @@ def fit(
     run = start_run(model, dataset_len(train), plan, device, precision, history)
     if not run.procs.is_main:  # rank 0 alone shows progress and reports
         progress, on_epoch, on_start = False, None, None
-    resumed = resume_on_every_rank(run, Path(checkpoint)) if resume else None  # type: ignore[arg-type]
+    resumed = resume_on_every_rank(run, Path(checkpoint)) if resume and checkpoint is not None else None
     if resumed is not None:
         bits, init_bits, _ = resumed
         if not run.unfinished():

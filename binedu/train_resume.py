@@ -133,7 +133,7 @@ def resume(run: TrainRun, path: Path) -> Resumed:
         run.schedule = replace(run.schedule, decay_steps=run.settings["decay_steps"], restarts=restarts)
     run.model.load_state_dict(saved.model_state)
     try:
-        run.optimizer.load_state_dict(saved.optimizer_state)  # type: ignore[arg-type]
+        run.optimizer.load_state_dict(saved.optimizer_state)  # type: ignore[arg-type]  # validated by train_validate
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
         raise TrainingCheckpointError(f"cannot resume {path}: corrupt optimizer section ({exc!r})") from exc
     history = saved.history
