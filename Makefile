@@ -12,7 +12,7 @@ TORCH_INDEX ?= auto
 INSTALL := PYTHON="$(PYTHON)" VENV="$(VENV)" TORCH_INDEX="$(TORCH_INDEX)" bash scripts/install.sh
 INSTALL_INPUTS := pyproject.toml constraints.txt scripts/install.sh
 
-.PHONY: lab test install install-lab browser lint clean
+.PHONY: lab test install install-lab browser lint clean docs
 
 # everything (lab + test): what `make test` and development need
 install: $(VENV)/.installed-test
@@ -41,7 +41,11 @@ browser:
 lint: install
 	$(BIN)/ruff check binedu tests bench scripts
 
-test: lint browser
+# the documentation site (Sphinx + MyST-NB, notebooks executed and cached) in docs/_build/html
+docs: install
+	$(BIN)/python docs/build.py
+
+test: lint browser docs
 	$(BIN)/python -m pytest
 
 clean:
