@@ -8,6 +8,8 @@ changed, and the notebooks' execution is cached).
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from functools import cache
 from html.parser import HTMLParser
@@ -43,7 +45,8 @@ def stale() -> bool:
 def ensure_built() -> Path:
     """The site's HTML folder, built first if needed; a failed build fails with its warnings."""
     if stale():
-        status = BUILD.build(["-q"])
+        # in a process of its own: the build sets environment variables (static widgets) for its kernels
+        status = subprocess.run([sys.executable, str(DOCS / "build.py"), "-q"], cwd=REPO, check=False).returncode
         warnings = WARNINGS.read_text() if WARNINGS.exists() else ""
         assert status == 0, f"the documentation build failed (status {status}):\n{warnings}"
     return HTML

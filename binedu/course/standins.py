@@ -52,6 +52,9 @@ class Frame:
     html: str = ""
     images: tuple[bytes, ...] = ()
 
+    def __post_init__(self) -> None:  # a widget's Image holds a memoryview: keep a copy of the bytes
+        object.__setattr__(self, "images", tuple(bytes(image) for image in self.images))
+
 
 class StaticFrames:
     """Pre-rendered frames of a widget with a slider that picks the frame shown.
@@ -161,10 +164,10 @@ def packed_bytes_frames(widget: PackedBytesWidget) -> StaticFrames:
 
 
 def live_training_frames(widget: LiveTrainingWidget, steps: Iterable[int] = LIVE_TRAINING_STEPS) -> StaticFrames:
-    """The widget's training, captured at the given optimizer steps (the first must be 0)."""
+    """The widget's training, captured at the given optimizer steps (capped at its
+    ``max_steps``, which is always the last frame)."""
     frames = []
-    for target in steps:
-        target = min(target, widget.max_steps)
+    for target in sorted({min(step, widget.max_steps) for step in steps} | {widget.max_steps}):
         if target > widget.step:
             widget.steps_per_update = target - widget.step
             widget.run_chunk()
