@@ -131,6 +131,8 @@ def test_every_paper_element_has_its_page(site):
         assert "math notranslate" in text, f"{name}: no equation"
         course_links = [link for link in parse(page).links if link.startswith("../course/") and "#" in link]
         assert course_links, f"{name}: no link to the notebook section that teaches it"
+        api_links = [link for link in parse(page).links if link.startswith("../api/") and "#binedu." in link]
+        assert api_links, f"{name}: no link to the API reference of the code"
 
 
 def test_optional_pages_join_the_table_of_contents(site):
