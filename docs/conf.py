@@ -108,5 +108,12 @@ def add_optional_toctrees(app, docname: str, source: list[str]) -> None:
         source[0] += "\n".join(present) + "\n```\n"
 
 
+def reread_optional_toctrees(app, env, added, changed, removed) -> list[str]:
+    """Read the pages with optional toctrees at every build: an optional page may have come
+    or gone while those pages themselves did not change."""
+    return list(OPTIONAL_TOCTREES)
+
+
 def setup(app) -> None:
     app.connect("source-read", add_optional_toctrees)
+    app.connect("env-get-outdated", reread_optional_toctrees)
