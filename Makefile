@@ -14,7 +14,7 @@ TORCH_INDEX ?= auto
 INSTALL := PYTHON="$(PYTHON)" VENV="$(VENV)" TORCH_INDEX="$(TORCH_INDEX)" bash scripts/install.sh
 INSTALL_INPUTS := pyproject.toml constraints.txt scripts/install.sh
 
-.PHONY: lab test about-test install install-lab browser lint typecheck dist clean release
+.PHONY: lab test about-test install install-lab browser lint typecheck dist clean release docs
 
 # everything (lab + test): what `make test` and development need
 install: $(VENV)/.installed-test
@@ -43,7 +43,7 @@ browser:
 	bash scripts/install-browser.sh
 
 lint: install typecheck
-	$(BIN)/ruff check binedu tests bench scripts setup.py
+	$(BIN)/ruff check binedu tests bench scripts teacher docs setup.py
 
 # mypy at the strictness stated in pyproject.toml ([tool.mypy]); it must find no error
 typecheck: install
@@ -63,7 +63,11 @@ about-test:
 	@echo "  Chromium/Chrome is found and you agree (it asks; BINEDU_INSTALL_BROWSER=1 or CI=true: yes,"
 	@echo "  BINEDU_INSTALL_BROWSER=0: no, and the browser tests skip)."
 
-test: about-test lint browser
+# the documentation site (Sphinx + MyST-NB, notebooks executed and cached) in docs/_build/html
+docs: install
+	$(BIN)/python docs/build.py
+
+test: about-test lint browser docs
 	$(BIN)/python -m pytest
 
 clean:

@@ -48,7 +48,9 @@ def test_lab_extra_is_the_front_end_and_test_extra_adds_the_tools():
     lab, test = names(extras["lab"]), names(extras["test"])
     assert "jupyterlab" in lab and not lab & TEST_ONLY
     assert TEST_ONLY <= test
-    assert "binedu[lab]" in extras["test"], "the test extra includes the lab (notebook and browser tests)"
+    assert "binedu[lab,docs]" in extras["test"], "the test extra includes the lab (notebook and browser tests) and the docs"
+    assert {"sphinx", "myst-nb", "jupyter-cache"} <= names(extras["docs"]), "make docs builds with Sphinx + MyST-NB"
+    assert "numba" in names(extras["fast"]) and "numba" in lab, "the lab includes the compiled kernel (fast extra)"
 
 
 def test_license_is_an_spdx_expression_with_its_text_shipped():

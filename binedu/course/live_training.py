@@ -31,6 +31,7 @@ from ..data.images import TensorImageDataset
 from ..linear import BinaryLinear
 from ..quantize import quantize
 from .plots import plot_weight_histogram
+from .standins import StaticFrames, live_training_frames, static_widgets
 
 __all__ = ["LiveTrainingWidget", "live_training_widget", "tiny_binary_mlp"]
 
@@ -272,6 +273,9 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def live_training_widget(**kwargs) -> LiveTrainingWidget:
-    """A fresh :class:`LiveTrainingWidget` (keyword arguments as in its constructor)."""
+def live_training_widget(**kwargs) -> LiveTrainingWidget | StaticFrames:
+    """A fresh :class:`LiveTrainingWidget` (keyword arguments as in its constructor), or its
+    static stand-in (:mod:`binedu.course.standins`)."""
+    if static_widgets():
+        return live_training_frames(LiveTrainingWidget(**kwargs))
     return LiveTrainingWidget(**kwargs)

@@ -4,6 +4,10 @@ Each builder returns a fresh top-level widget (re-running a cell gives a new, wo
 one) whose controls are attributes with stable ``description`` labels, so tests and a
 browser can drive them. Everything heavy (parameter counts, the fixed layer) is computed
 once; a change only recomputes a few small tensors and redraws a small PNG.
+
+On a page without a kernel (``BINEDU_STATIC_WIDGETS=1``, set by the documentation site's
+build) the builders return static stand-ins instead: pre-rendered frames of the real
+widget with a slider (:mod:`binedu.course.standins`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from ..linear import BinaryLinear
 from ..model import ConfigModel
 from ..quantize import quantize
 from ..units import PRECISION_BITS, bytes_at_bits, format_bytes
+from .standins import StaticFrames, binarization_frames, memory_frames, packed_bytes_frames, static_widgets
 
 __all__ = [
     "PAPER_MODELS",
@@ -233,8 +238,10 @@ def _limits(values: list[float], margin: float = 0.12) -> tuple[float, float]:
     return lo - pad, hi + 2 * pad  # extra room on top for the legend
 
 
-def binarization_widget() -> BinarizationWidget:
-    """A new :class:`BinarizationWidget` (notebook 02)."""
+def binarization_widget() -> BinarizationWidget | StaticFrames:
+    """A new :class:`BinarizationWidget` (notebook 02), or its static stand-in."""
+    if static_widgets():
+        return binarization_frames(BinarizationWidget())
     return BinarizationWidget()
 
 
@@ -341,8 +348,10 @@ class MemoryWidget(widgets.VBox):
         return _png(self._fig)
 
 
-def memory_widget(model: str = "paper-3x3", precision: str = "1 bit") -> MemoryWidget:
-    """A new :class:`MemoryWidget` (notebook 01)."""
+def memory_widget(model: str = "paper-3x3", precision: str = "1 bit") -> MemoryWidget | StaticFrames:
+    """A new :class:`MemoryWidget` (notebook 01), or its static stand-in."""
+    if static_widgets():
+        return memory_frames(MemoryWidget(model, precision))
     return MemoryWidget(model, precision)
 
 
@@ -425,6 +434,8 @@ class PackedBytesWidget(widgets.VBox):
         )
 
 
-def packed_bytes_widget(model: torch.nn.Module) -> PackedBytesWidget:
-    """A new :class:`PackedBytesWidget` for ``model`` (notebook 06)."""
+def packed_bytes_widget(model: torch.nn.Module) -> PackedBytesWidget | StaticFrames:
+    """A new :class:`PackedBytesWidget` for ``model`` (notebook 06), or its static stand-in."""
+    if static_widgets():
+        return packed_bytes_frames(PackedBytesWidget(model))
     return PackedBytesWidget(model)
