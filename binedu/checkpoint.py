@@ -155,7 +155,7 @@ def _describe(module: nn.Module, path: str) -> tuple[str, dict[str, Any]]:
     if kind in TORCH_MODULES.values():
         args = _torch_args(module, path)
         try:
-            check_args(kind.__name__, _tuples(_json(args)))
+            check_args(kind.__name__, {k: _tuples(v) for k, v in _json(args).items()})
         except ValueError as err:
             raise ValueError(f"save_packed cannot store {path}: {err}, or it could not be loaded back") from None
         return kind.__name__, args

@@ -103,13 +103,13 @@ def _sizes(value: Any) -> bool:
 
 _boolean.__doc__ = "true or false"
 _sizes.__doc__ = f"a tuple of at most {MAX_RANK} positive integers (one may be -1)"
-_FLAG = _boolean
+_FLAG: Rule = _boolean
 _DIM = _integer(-MAX_RANK, MAX_RANK - 1)
 _WIDTH = _integer(1, MAX_WIDTH)
 _ACTIVATION = _optional(_choice(*(name for name in ACTIVATIONS if isinstance(name, str))))
 _FALSE = _choice(False)  # return_indices=True would hand a tuple to the next module
-_DROPOUT = {"p": _number(0.0, 1.0), "inplace": _FLAG}
-_INPLACE = {"inplace": _FLAG}
+_DROPOUT: dict[str, Rule] = {"p": _number(0.0, 1.0), "inplace": _FLAG}
+_INPLACE: dict[str, Rule] = {"inplace": _FLAG}
 
 
 def _pool(dims: int, average: bool) -> dict[str, Rule]:
