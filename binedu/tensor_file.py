@@ -95,18 +95,19 @@ def digest(data: torch.Tensor | bytes | bytearray | memoryview) -> str:
 
 def json_depth(value: Any, limit: int = MAX_DEPTH) -> int:
     """Nesting depth of a parsed JSON value (a scalar is 0), counted without recursion;
-    stops and returns ``limit + 1`` as soon as ``limit`` is exceeded."""
+    stops and returns ``limit + 1`` as soon as ``limit`` is exceeded. Only lists and
+    objects are visited (a list of a million numbers costs no extra memory)."""
     deepest, stack = 0, [(value, 0)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict):
-            item = list(item.values())
-        if isinstance(item, list):
-            depth += 1
-            if depth > limit:
-                return limit + 1
-            deepest = max(deepest, depth)
-            stack.extend((child, depth) for child in item)
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        depth += 1
+        if depth > limit:
+            return limit + 1
+        deepest = max(deepest, depth)
+        stack.extend((child, depth) for child in children if isinstance(child, dict | list))
     return deepest
 
 
