@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from .digits import load_digits
-from .images import ImageData, TensorImageDataset, _channel_stats
+from .image_sets import ImageData, TensorImageDataset, _channel_stats
 from .split import balanced_subset, check_fraction, check_limit, stratified_split
 
 __all__ = ["digit_splits", "distort", "HARD_SIZE"]

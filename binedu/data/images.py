@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +35,8 @@ from torch.utils.data import Dataset
 
 from .digits import load_digits
 from .errors import DataError, require_dir, require_file
+from .hard_digits import digit_splits
+from .image_sets import ImageData, TensorImageDataset, _channel_stats
 from .split import balanced_subset, check_fraction, check_limit, check_splits, stratified_split
 
 __all__ = ["ImageData", "TensorImageDataset", "ImageFileDataset", "image_data", "load_image", "IMAGE_EXTENSIONS"]
@@ -48,39 +49,6 @@ FOOD101_HINT = (
     "binedu.data.download('food101', DIR) or from https://data.vision.ee.ethz.ch/cvl/datasets_extra/food-101/."
 )
 FOLDER_HINT = "Expected root/<class_name>/*.jpg|*.jpeg|*.png, one folder per class."
-
-
-@dataclass
-class ImageData:
-    """Train and validation sets of one image data set, and what a model needs to know
-    about it. ``mean``/``std`` are the per-channel statistics the images were
-    standardized with."""
-
-    train: Dataset
-    val: Dataset
-    num_classes: int
-    in_channels: int
-    image_size: int
-    class_names: list[str]
-    name: str
-    mean: tuple[float, ...] = ()
-    std: tuple[float, ...] = ()
-    test: Dataset | None = None  # a held-out test split, where the data set has one ("digits-hard")
-
-
-class TensorImageDataset(Dataset):
-    """Images already in memory: ``images`` ``(N, C, H, W)`` float32, ``labels`` ``(N,)``."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        if len(images) != len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        self.images, self.labels = images, labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.images[i], self.labels[i]
 
 
 def load_image(path: str | Path, image_size: int, mode: str = "RGB") -> torch.Tensor:
@@ -149,14 +117,6 @@ class ImageFileDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         return (self.raw(i) - self.mean) / self.std, torch.tensor(self.labels[i], dtype=torch.int64)
-
-
-def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of ``(N, C, H, W)`` images (a std of 0 becomes 1)."""
-    flat = rearrange(images, "n c h w -> c (n h w)").double()
-    mean, std = flat.mean(dim=1), flat.std(dim=1)
-    std = torch.where(std > 0, std, torch.ones_like(std))
-    return tuple(mean.tolist()), tuple(std.tolist())
 
 
 def _check_size(image_size: int | None, default: int) -> int:
@@ -342,8 +302,6 @@ def image_data(
         if name == "digits":
             data = _digits(_check_size(image_size, 8), val_fraction, seed, limit)
         else:
-            from .hard_digits import digit_splits
-
             data = digit_splits(True, image_size, val_fraction, seed=seed, limit=limit)
         check_splits(name, len(data.train), len(data.val), data.num_classes, f"val_fraction={val_fraction}")
         return data

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from .errors import DataError, require_dir, require_file
 from .split import check_fraction, check_limit, check_splits, random_split
+from .token_cache import cached_examples
+from .token_dataset import TokenDataset
 from .tokenizers import CharTokenizer, Tokenizer, WordPieceTokenizer, load_tokenizer
 
 __all__ = [
@@ -63,35 +64,6 @@ class TextData:
     max_len: int
     name: str
     vocab_size: int
-
-
-class TokenDataset(Dataset):
-    """Examples stored as one flat array of ids plus offsets (compact even for
-    WikiText-103); item ``i`` is a LongTensor of ``length`` ids padded with ``pad_id``."""
-
-    def __init__(self, ids: np.ndarray, offsets: np.ndarray, length: int, pad_id: int = 0) -> None:
-        if len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(ids):
-            raise ValueError("offsets must start at 0 and end at len(ids)")
-        if len(offsets) > 1 and int(np.diff(offsets).max()) > length:
-            raise ValueError(f"an example is longer than length={length}")
-        self.ids, self.offsets, self.length, self.pad_id = ids, offsets, length, pad_id
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"example {i} out of range for {len(self)} examples")
-        i %= len(self)
-        piece = torch.from_numpy(self.ids[self.offsets[i] : self.offsets[i + 1]].astype(np.int64))
-        seq = torch.full((self.length,), self.pad_id, dtype=torch.int64)
-        seq[: len(piece)] = piece
-        return seq
-
-    @property
-    def num_tokens(self) -> int:
-        """Ids that are not padding, BOS included."""
-        return len(self.ids)
 
 
 def split_sentences(paragraph: str) -> list[str]:
@@ -295,7 +267,9 @@ def text_data(
     if name in ("pydoc", "pydoc-installed"):
         paragraphs = pydoc_paragraphs(installed=name == "pydoc-installed")
         train_idx, val_idx = random_split(len(paragraphs), val_fraction, seed)
-        check_splits(name, len(train_idx), len(val_idx), hint=f"val_fraction={val_fraction} leaves no paragraph for it.")
+        check_splits(
+            name, len(train_idx), len(val_idx), hint=f"val_fraction={val_fraction} leaves no paragraph for it."
+        )
         rng = np.random.default_rng(seed)
         train_p = [paragraphs[i] for i in rng.permutation(train_idx)][:limit]
         val_p = [paragraphs[i] for i in rng.permutation(val_idx)][:limit]
@@ -309,8 +283,6 @@ def text_data(
         raise DataError(f"unknown text data set {name!r}; known: {list(TEXT_DATASETS)}")
     tok = _tokenizer(tokenizer, train_p, vocab_size, WORDPIECE_SIZE[name])
     if cache_dir is not None and name.startswith("wikitext"):
-        from .token_cache import cached_examples
-
         train, val = (
             cached_examples(cache_dir, [file], tok, max_len, limit, lambda p=p: build_examples(p, tok, max_len, limit))
             for file, p in ((train_file, train_p), (val_file, val_p))

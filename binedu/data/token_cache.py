@@ -3,7 +3,7 @@ by the first run and read back in a moment by every later one (and by every proc
 ``torchrun`` job), instead of spending minutes re-encoding 100 M words.
 
 A cache entry is two ``.npy`` files, the flat ids and the example offsets of a
-:class:`~binedu.data.text.TokenDataset`, named after a key that hashes everything the
+:class:`~binedu.data.token_dataset.TokenDataset`, named after a key that hashes everything the
 examples depend on: the bytes of the source files, the tokenizer (its JSON form), the
 ``max_len`` and ``limit``, and this format's version. Changing any of them gives a new
 key, so a stale entry is never read. Each file is written atomically
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_write
-from .text import TokenDataset
+from .token_dataset import TokenDataset
 from .tokenizers import Tokenizer
 
 __all__ = ["cache_key", "cached_examples", "VERSION"]
