@@ -11,6 +11,7 @@ padding never counts in loss, accuracy or perplexity.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -176,9 +177,17 @@ def wikitext_paragraphs(path: str | Path, limit: int | None = None) -> list[str]
     are left out; WikiText's number and hyphen markup (``1 @,@ 000``, ``well @-@
     known``) is undone.
     """
-    out = []
+    return read_wikitext(path, limit)[0]
+
+
+def read_wikitext(path: str | Path, limit: int | None = None) -> tuple[list[str], bytes]:
+    """:func:`wikitext_paragraphs` and the SHA-256 digest of the bytes read to make them
+    (the token cache's key: what was read, not what the file holds later)."""
+    out: list[str] = []
+    digest = hashlib.sha256()
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
+            digest.update(raw)
             try:
                 line = raw.decode("utf-8").strip()
             except UnicodeDecodeError as err:
@@ -191,7 +200,7 @@ def wikitext_paragraphs(path: str | Path, limit: int | None = None) -> list[str]
             out.append(_WIKI_MARKUP.sub(r"\1", line))
             if limit is not None and len(out) >= limit:
                 break
-    return out
+    return out, digest.digest()
 
 
 def _wikitext_files(root: str | Path | None, name: str) -> tuple[Path, Path]:
@@ -275,7 +284,7 @@ def text_data(
         val_p = [paragraphs[i] for i in rng.permutation(val_idx)][:limit]
     elif name in ("wikitext-2", "wikitext-103"):
         train_file, val_file = _wikitext_files(root, name)
-        train_p, val_p = wikitext_paragraphs(train_file, limit), wikitext_paragraphs(val_file, limit)
+        (train_p, train_read), (val_p, val_read) = read_wikitext(train_file, limit), read_wikitext(val_file, limit)
         for file, paragraphs in ((train_file, train_p), (val_file, val_p)):
             if not paragraphs:  # found now, not after the first epoch
                 raise DataError(f"{file} holds no text paragraphs: its split would be empty")
@@ -284,8 +293,8 @@ def text_data(
     tok = _tokenizer(tokenizer, train_p, vocab_size, WORDPIECE_SIZE[name])
     if cache_dir is not None and name.startswith("wikitext"):
         train, val = (
-            cached_examples(cache_dir, [file], tok, max_len, limit, lambda p=p: build_examples(p, tok, max_len, limit))
-            for file, p in ((train_file, train_p), (val_file, val_p))
+            cached_examples(cache_dir, [read], tok, max_len, limit, lambda p=p: build_examples(p, tok, max_len, limit))
+            for read, p in ((train_read, train_p), (val_read, val_p))
         )
     else:
         train = build_examples(train_p, tok, max_len, limit)

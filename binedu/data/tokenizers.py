@@ -308,7 +308,9 @@ class WordPieceTokenizer(Tokenizer):
             return super().save(path)
         for i, piece in enumerate(self.vocab):
             if "\n" in piece or piece.endswith("\r"):
-                raise ValueError(f"vocab entry {i} ({piece!r}) holds a line break: a vocab.txt cannot store it; save as .json")
+                raise ValueError(
+                    f"vocab entry {i} ({piece!r}) holds a line break: a vocab.txt cannot store it; save as .json"
+                )
             try:
                 piece.encode("utf-8")
             except UnicodeEncodeError:
