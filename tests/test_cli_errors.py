@@ -145,7 +145,64 @@ CASES = [
     ("generate with another run's tokenizer",
      lambda r, t: ["generate", str(r["language"]), "--prompt", "a", "--tokenizer", str(bigger_tokenizer(t))], 1,
      ["tokenizer", "big.json", "checkpoint.safetensors", "vocab_size="], None),
+    # issue 22
+    ("pack -o onto a FIFO (as root, -o /dev/null replaced the device)",
+     lambda r, t: ["pack", str(copy_run(r, "image", t)), "-o", str(fifo(t / "pipe"))], 2,
+     ["argument -o/--output", "is a FIFO", "not be replaced"], None),
+    ("generate --temperature 1e-320",
+     lambda r, t: ["generate", str(r["language"]), "--prompt", "a", "--temperature", "1e-320"], 2,
+     ["argument --temperature", "at least 0.001"], None),
+    ("a tokenizer.json nested 400 KB deep",
+     lambda r, t: ["generate", str(r["language"]), "--prompt", "a", "--tokenizer", str(nested_json(t / "tok.json"))], 1,
+     ["tok.json", "not a tokenizer JSON file", "nested"], None),
+    ("a run.json nested 400 KB deep",
+     lambda r, t: ["evaluate", str(nested_json(copy_run(r, "image", t) / "run.json").parent)], 1,
+     ["run.json", "not valid JSON", "nested"], None),
+    ("evaluate on a folder data set of more classes than the model",
+     lambda r, t: ["evaluate", str(r["image"]), "--data", "folder", "--data-root", str(class_folders(t, 11))], 1,
+     ["folder data has 11 classes", "10 outputs"], None),
+    ("a PNG given as a checkpoint",
+     lambda r, t: ["evaluate", str(png(t / "model.png"))], 1, ["model.png", "it is a PNG image"], None),
+    ("a torch.save file given as a checkpoint",
+     lambda r, t: ["evaluate", str(torch_save(t / "model.pt"))], 1, ["model.pt", "it is a zip archive", "torch.save"], None),
+    ("a FIFO given as a run",
+     lambda r, t: ["evaluate", str(fifo(t / "pipe"))], 1, ["pipe is a FIFO"], None),
+    ("a prompt with characters the tokenizer does not know",
+     lambda r, t: ["generate", str(r["language"]), "--prompt", "émoji 🙂"], 1,
+     ["does not know", "'🙂' (U+1F642)", "tokenizer.json"], None),
 ]  # fmt: skip
+
+
+def fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def nested_json(path: Path, depth: int = 200_000) -> Path:
+    """A 400 KB JSON document nested ``depth`` levels deep."""
+    path.write_text("[" * depth + "]" * depth)
+    return path
+
+
+def class_folders(tmp: Path, classes: int) -> Path:
+    root = tmp / "classes"
+    for c in range(classes):
+        (root / f"c{c:02d}").mkdir(parents=True)
+        for i in range(2):
+            Image.new("L", (8, 8), 20 * c + i).save(root / f"c{c:02d}" / f"{i}.png")
+    return root
+
+
+def png(path: Path) -> Path:
+    Image.new("RGB", (8, 8), "red").save(path, format="PNG")
+    return path
+
+
+def torch_save(path: Path) -> Path:
+    import torch
+
+    torch.save({"weight": torch.ones(2)}, path)
+    return path
 
 
 def bigger_tokenizer(tmp: Path) -> Path:

@@ -15,7 +15,8 @@ or validation split raises :class:`DataError` (``val_fraction=0``, one image per
 a data set of one class gets a warning, and every image file's header is opened and
 verified up front (:func:`verify_images`: Pillow reads the format and size without
 decoding the pixels, a few seconds for Food-101's 101,000 files). An unreadable file
-(not an image, empty, a header that claims a decompression bomb) is not skipped: the
+(not an image, empty, a header that claims more than :data:`MAX_PIXELS` pixels) is not
+skipped: the
 ``DataError`` counts them and names the first, so the data set can be repaired rather
 than silently shrunk. A file whose header is fine but whose pixels are cut short is
 found only when it is read, and its ``DataError`` names it too.
@@ -42,6 +43,11 @@ from .split import balanced_subset, check_fraction, check_limit, check_splits, s
 __all__ = ["ImageData", "TensorImageDataset", "ImageFileDataset", "image_data", "load_image", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+MAX_PIXELS = 25_000_000
+"""The most pixels an image file may declare (25 Mpx, a 24-megapixel camera's photo; a
+Food-101 image has at most 512x512). Decoding costs about 3 bytes a pixel and the
+float conversion 12 more: a 420 KB PNG that declares 144 Mpx would cost 1.2 GB per
+read. Pillow's own limit (89 Mpx, an error only above twice that) is far looser."""
 STATS_SAMPLE = 256  # training images read to estimate the per-channel mean and std
 FOOD101_HINT = (
     "Expected the official Food-101 layout: food-101/images/<class>/<id>.jpg and "
@@ -56,6 +62,7 @@ def load_image(path: str | Path, image_size: int, mode: str = "RGB") -> torch.Te
     ``image_size x image_size``; ``mode`` is ``"RGB"`` (3 channels) or ``"L"`` (1)."""
     try:
         with Image.open(path) as img:
+            _check_pixels(img)
             img.draft(mode, (image_size, image_size))  # JPEG: decode at a reduced scale, much faster
             img = img.convert(mode).resize((image_size, image_size), Image.BILINEAR)
             pixels = np.asarray(img, dtype=np.float32) / 255.0
@@ -66,6 +73,16 @@ def load_image(path: str | Path, image_size: int, mode: str = "RGB") -> torch.Te
     return torch.from_numpy(rearrange(pixels, "h w c -> c h w").copy())
 
 
+def _check_pixels(img: Image.Image) -> None:
+    """Refuse an image whose header declares more than :data:`MAX_PIXELS` pixels (read
+    from the header: nothing is decoded)."""
+    width, height = img.size
+    if width * height > MAX_PIXELS:
+        raise Image.DecompressionBombError(
+            f"it declares {width}x{height} = {width * height:,} pixels, more than binedu's limit of {MAX_PIXELS:,}"
+        )
+
+
 def verify_images(paths: Sequence[Path], what: str) -> None:
     """Open every file's header with Pillow and ``verify()`` it (no pixel is decoded);
     raise one :class:`DataError` that counts the unreadable files of ``what`` and names
@@ -74,6 +91,7 @@ def verify_images(paths: Sequence[Path], what: str) -> None:
     for path in paths:
         try:
             with Image.open(path) as img:
+                _check_pixels(img)
                 img.verify()
         except Exception as err:  # noqa: BLE001 (Pillow raises many types for a broken file)
             bad.append(f"{path} ({type(err).__name__}: {err})")
