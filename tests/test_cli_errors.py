@@ -284,3 +284,98 @@ def test_a_terminated_run_leaves_no_temporary_file(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
     assert not [p for p in out.iterdir() if ".tmp" in p.name]
+
+
+# ---------------------------------------------------------------- issue 22, in process
+
+
+@pytest.mark.parametrize(
+    "option, value, words",
+    [("--image-size", "100000", "must be <= 1024"), ("--num-workers", str(10**6), "must be <=")],
+)
+def test_unbounded_training_inputs_get_an_upper_bound(option, value, words, capsys):
+    """A huge --image-size or --num-workers was accepted (and forked without end)."""
+    from binedu.__main__ import build_parser
+
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["train", option, value])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"argument {option}" in err and words in err, err
+    assert build_parser().parse_args(["train", option, "8"]) is not None
+
+
+def test_a_cpu_out_of_memory_is_one_line(runs, monkeypatch, capsys):
+    """PyTorch's CPU allocator raises a plain RuntimeError, not torch.OutOfMemoryError."""
+    import binedu.__main__ as cli
+
+    def allocator_fails(*args, **kwargs):
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: "
+            "you tried to allocate 123456789012 bytes."
+        )
+
+    monkeypatch.setattr(cli, "evaluate", allocator_fails)
+    assert main(["evaluate", str(runs["image"]), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "out of memory" in err and "--batch-size" in err, err
+
+
+def test_a_failed_write_names_the_users_file_not_the_hidden_temporary(runs, tmp_path, monkeypatch, capsys):
+    run = copy_run(runs, "image", tmp_path)
+    real = os.chmod
+
+    def denied(path, mode, *args, **kwargs):
+        if str(path).endswith(".tmp"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "chmod", denied)
+    assert main(["pack", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{run / 'packed.safetensors'}: Permission denied" in err and ".tmp" not in err, err
+
+
+def test_temporaries_left_by_a_killed_write_are_removed_by_the_next_one(runs, tmp_path):
+    """Only binedu's own names for that file, regular and untouched for an hour, go."""
+    from binedu.io import STALE_AFTER
+
+    run = copy_run(runs, "image", tmp_path)
+    old = [run / ".packed.safetensors.ab12_xyz.tmp", run / ".packed.safetensors.00000000.tmp"]
+    keep = [
+        run / ".packed.safetensors.fresh123.tmp",  # a write in progress
+        run / ".other.safetensors.ab12_xyz.tmp",  # another file's
+        run / "packed.safetensors.ab12_xyz.tmp",  # not a hidden binedu name
+        run / ".packed.safetensors.toolong12.tmp",
+    ]
+    for path in old + keep:
+        path.write_bytes(b"partial")
+    for path in old + keep[1:]:
+        os.utime(path, (0, os.stat(path).st_mtime - STALE_AFTER - 60))
+    os.mkdir(run / ".packed.safetensors.folder12.tmp")
+    os.utime(run / ".packed.safetensors.folder12.tmp", (0, 0))
+    assert main(["pack", str(run)]) == 0
+    assert not any(p.exists() for p in old)
+    assert all(p.exists() for p in keep) and (run / ".packed.safetensors.folder12.tmp").is_dir()
+
+
+def test_atomic_write_never_replaces_a_device_or_fifo(tmp_path):
+    from binedu.io import atomic_write_bytes
+
+    pipe = fifo(tmp_path / "pipe")
+    with pytest.raises(ValueError, match="not a regular file"):
+        atomic_write_bytes(pipe, b"x")
+    assert pipe.is_fifo() and os.listdir(tmp_path) == ["pipe"]
+
+
+def test_report_infers_the_model_from_the_config_name(capsys):
+    """`report --config paper-large` failed unless --model language was given."""
+    assert main(["report", "--config", "paper-large"]) == 0
+    large = capsys.readouterr().out
+    assert main(["report", "--config", "paper-large", "--model", "language"]) == 0
+    assert capsys.readouterr().out == large and "332" in large.replace(",", "")
+    assert main(["report", "--config", "tiny"]) == 0  # in both tables: the image model, as before
+    tiny = capsys.readouterr().out
+    assert main(["report", "--config", "tiny", "--model", "image"]) == 0
+    assert capsys.readouterr().out == tiny
+    assert main(["report", "--config", "tiny", "--model", "language"]) == 0
+    assert capsys.readouterr().out != tiny

@@ -25,6 +25,7 @@ found only when it is read, and its ``DataError`` names it too.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -61,8 +62,7 @@ def load_image(path: str | Path, image_size: int, mode: str = "RGB") -> torch.Te
     """One image file as a float32 ``(C, H, W)`` tensor in [0, 1], resized to
     ``image_size x image_size``; ``mode`` is ``"RGB"`` (3 channels) or ``"L"`` (1)."""
     try:
-        with Image.open(path) as img:
-            _check_pixels(img)
+        with _open_image(path) as img:
             img.draft(mode, (image_size, image_size))  # JPEG: decode at a reduced scale, much faster
             img = img.convert(mode).resize((image_size, image_size), Image.BILINEAR)
             pixels = np.asarray(img, dtype=np.float32) / 255.0
@@ -73,14 +73,20 @@ def load_image(path: str | Path, image_size: int, mode: str = "RGB") -> torch.Te
     return torch.from_numpy(rearrange(pixels, "h w c -> c h w").copy())
 
 
-def _check_pixels(img: Image.Image) -> None:
-    """Refuse an image whose header declares more than :data:`MAX_PIXELS` pixels (read
-    from the header: nothing is decoded)."""
+def _open_image(path: str | Path) -> Image.Image:
+    """``Image.open(path)`` (the header only: nothing is decoded), refused with
+    ``DecompressionBombError`` when it declares more than :data:`MAX_PIXELS` pixels.
+    Pillow's own warning for 89-179 Mpx is silenced: binedu's limit is stricter."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        img = Image.open(path)
     width, height = img.size
     if width * height > MAX_PIXELS:
+        img.close()
         raise Image.DecompressionBombError(
             f"it declares {width}x{height} = {width * height:,} pixels, more than binedu's limit of {MAX_PIXELS:,}"
         )
+    return img
 
 
 def verify_images(paths: Sequence[Path], what: str) -> None:
@@ -90,8 +96,7 @@ def verify_images(paths: Sequence[Path], what: str) -> None:
     bad = []
     for path in paths:
         try:
-            with Image.open(path) as img:
-                _check_pixels(img)
+            with _open_image(path) as img:
                 img.verify()
         except Exception as err:  # noqa: BLE001 (Pillow raises many types for a broken file)
             bad.append(f"{path} ({type(err).__name__}: {err})")
