@@ -350,7 +350,9 @@ def test_a_huge_packed_layer_allocates_nothing(tmp_path):
     stored shape does not match, or the budget stops it, as a CheckpointError."""
     path = save_packed(nn.Sequential(BinaryLinear(8, 4)), tmp_path / "m.safetensors")
     for in_features in (2**64, 2**40, -8):
-        edited = rewrite(path, tmp_path / "e.safetensors", edit_tree=_set(["children", "0", "args", "in_features"], in_features))
+        edited = rewrite(
+            path, tmp_path / "e.safetensors", edit_tree=_set(["children", "0", "args", "in_features"], in_features)
+        )
         with measure() as used, pytest.raises(CheckpointError):
             load_packed(edited)
         assert used["tensors"] < 1000
@@ -444,8 +446,12 @@ def test_malformed_metadata_json_raises_checkpoint_error(tmp_path, good_file, fi
     src.write_bytes(good_file)
     path = rewrite(src, tmp_path / "e.safetensors", edit_meta=_set([field], value))
     if field == "structure":  # a deeply nested structure with a correct checksum
-        path = rewrite(path, tmp_path / "e2.safetensors", rehash=False, edit_meta=_set(
-            ["structure_sha256"], hashlib.sha256(value.encode()).hexdigest()))
+        path = rewrite(
+            path,
+            tmp_path / "e2.safetensors",
+            rehash=False,
+            edit_meta=_set(["structure_sha256"], hashlib.sha256(value.encode()).hexdigest()),
+        )
     with pytest.raises(CheckpointError, match=message):
         load_packed(path)
 
@@ -588,3 +594,54 @@ def test_a_file_of_another_kind_is_named(tmp_path, name, data, kind):
         path.write_bytes(data)
     with pytest.raises(CheckpointError, match=f"is not a binedu packed checkpoint: it is {kind}"):
         load_packed(path)
+
+
+def test_a_training_checkpoint_whose_configuration_has_a_zero_width_is_refused(tmp_path):
+    """It evaluated (and packed into a file that crashed) on the second edition (issue 22, item 10)."""
+    from binedu.config import ImageConfig
+    from binedu.train_checkpoint import TrainingCheckpointError, load_trained_model, save_training_checkpoint
+
+    config = ImageConfig(
+        in_channels=1, num_classes=3, image_size=4, widths=((4,), (4,)), dense_units=(8,), dropout=(0.1,)
+    )
+    path = save_training_checkpoint(tmp_path / "t.safetensors", ImageClassifier(config))
+    header, data = read_raw(path)
+    document = json.loads(header["__metadata__"]["document"])
+    document["config"]["widths"] = [[0], [4]]
+    text = json.dumps(document)
+    header["__metadata__"] |= {"document": text, "document_sha256": hashlib.sha256(text.encode()).hexdigest()}
+    with pytest.raises(TrainingCheckpointError, match="widths must hold positive integers"):
+        load_trained_model(write_raw(tmp_path / "zero.safetensors", header, data))
+
+
+ARG_VALUES = (
+    st.none()
+    | st.booleans()
+    | st.integers(-6, 300)
+    | st.sampled_from([0.0, 0.5, 1.0, 2.0, float("nan"), "none", "tanh", "false", 10**7])
+    | st.tuples(st.integers(-1, 300), st.integers(-1, 300))
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_what_the_rules_accept_builds_saves_and_loads_back_the_same(tmp_path, data):
+    """The law of the allow-list: any arguments it accepts construct the module, and a
+    file holding it loads back to the same description; whatever it refuses is a ValueError."""
+    from binedu.stored_args import ARG_RULES, check_args
+
+    import inspect
+
+    kind = data.draw(st.sampled_from(sorted(checkpoint_module.TORCH_MODULES)), label="kind")
+    parameters = inspect.signature(checkpoint_module.TORCH_MODULES[kind].__init__).parameters.values()
+    required = {p.name for p in parameters if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD} - {"self"}
+    names = required | set(data.draw(st.lists(st.sampled_from(sorted(ARG_RULES[kind]) or ["x"]), max_size=4)))
+    args = {name: data.draw(ARG_VALUES, label=name) for name in names}
+    try:
+        check_args(kind, args)
+    except ValueError:
+        return
+    module = checkpoint_module.TORCH_MODULES[kind](**args)
+    path = save_packed(nn.Sequential(PackedLinear(4, 3), module), tmp_path / "m.safetensors")
+    loaded = load_packed(path)
+    assert checkpoint_module._describe(loaded[1], "1") == checkpoint_module._describe(module, "1")
