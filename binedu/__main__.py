@@ -601,11 +601,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     tokenizer = load_tokenizer(tokenizer_file)
     _check_vocabulary(model, tokenizer.vocab_size, tokenizer_file, file)
     unknown = unknown_chars(tokenizer, args.prompt)
-    if unknown:
+    if unknown:  # said, not silently mangled; the model still continues the prompt
         shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
-        raise CommandError(
-            f"the prompt holds {len(unknown)} character(s) the tokenizer {tokenizer_file} does not know: {shown}; "
-            "they would all read as the unknown token: remove or replace them"
+        print(
+            f"binedu generate: warning: the prompt holds {len(unknown)} character(s) the tokenizer {tokenizer_file} "
+            f"does not know, read as the unknown token: {shown}",
+            file=sys.stderr,
         )
     text = generate(
         model, args.prompt, tokenizer, max_new_tokens=args.max_new_tokens, temperature=args.temperature,

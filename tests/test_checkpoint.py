@@ -628,9 +628,9 @@ ARG_VALUES = (
 def test_what_the_rules_accept_builds_saves_and_loads_back_the_same(tmp_path, data):
     """The law of the allow-list: any arguments it accepts construct the module, and a
     file holding it loads back to the same description; whatever it refuses is a ValueError."""
-    from binedu.stored_args import ARG_RULES, check_args
-
     import inspect
+
+    from binedu.stored_args import ARG_RULES, check_args
 
     kind = data.draw(st.sampled_from(sorted(checkpoint_module.TORCH_MODULES)), label="kind")
     parameters = inspect.signature(checkpoint_module.TORCH_MODULES[kind].__init__).parameters.values()
