@@ -50,7 +50,7 @@ from .history import History
 from .io import atomic_write_bytes
 from .metrics import evaluate, task_of
 from .precision import PRECISIONS
-from .tensor_file import parse_json
+from .tensor_file import file_kind, parse_json
 from .train import check_hyperparameters, fit, format_record, recipe, resolve_device
 from .train_checkpoint import is_training_checkpoint, load_trained_model
 
@@ -556,7 +556,10 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
     folder, file = _run_folder(args.path)
     if not is_training_checkpoint(file):
-        raise CommandError(f"{file} is not a training checkpoint (already packed?)")
+        with open(file, "rb") as f:
+            kind = file_kind(f.read(16))
+        what = kind or "not a training checkpoint (already packed?)"
+        raise CommandError(f"{file} is {what}, not a training checkpoint" if kind else f"{file} is {what}")
     model = load_trained_model(file)
     if not getattr(model.config, "binary", False):
         raise CommandError("only binary models can be packed to 1 bit; this one was trained with --float")

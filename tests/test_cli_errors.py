@@ -165,6 +165,8 @@ CASES = [
      lambda r, t: ["evaluate", str(png(t / "model.png"))], 1, ["model.png", "it is a PNG image"], None),
     ("a torch.save file given as a checkpoint",
      lambda r, t: ["evaluate", str(torch_save(t / "model.pt"))], 1, ["model.pt", "it is a zip archive", "torch.save"], None),
+    ("a PNG given to pack",
+     lambda r, t: ["pack", str(png(t / "model.png"))], 1, ["model.png is a PNG image, not a training checkpoint"], None),
     ("a FIFO given as a run",
      lambda r, t: ["evaluate", str(fifo(t / "pipe"))], 1, ["pipe is a FIFO"], None),
     ("a prompt with characters the tokenizer does not know",
