@@ -112,7 +112,7 @@ def remove_stale_temporaries(path: str | Path, now: float | None = None) -> list
     path = Path(path)
     pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")
     limit = (time.time() if now is None else now) - STALE_AFTER
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(path.parent))
     except OSError:

@@ -104,7 +104,7 @@ def _save(path: Path, array: np.ndarray) -> None:
 
 def cached_examples(
     cache_dir: str | Path,
-    sources: Sequence[str | Path],
+    sources: Sequence[str | Path | bytes],
     tokenizer: Tokenizer,
     max_len: int,
     limit: int | None,
