@@ -15,6 +15,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -215,7 +216,8 @@ def _wikitext_files(root: str | Path | None, name: str) -> tuple[Path, Path]:
         inner = root / f"{name}-raw"
         if (inner / "wiki.train.raw").exists():
             raise DataError(f"{root} holds a {name}-raw/ folder: pass root={inner}")
-    return tuple(require_file(root / f"wiki.{s}.raw", f"WikiText ({name})", hint) for s in ("train", "valid"))
+    train, valid = (require_file(root / f"wiki.{s}.raw", f"WikiText ({name})", hint) for s in ("train", "valid"))
+    return train, valid
 
 
 def _tokenizer(spec: str | Path | Tokenizer, texts: Sequence[str], vocab_size: int | None, default: int) -> Tokenizer:
@@ -293,7 +295,7 @@ def text_data(
     tok = _tokenizer(tokenizer, train_p, vocab_size, WORDPIECE_SIZE[name])
     if cache_dir is not None and name.startswith("wikitext"):
         train, val = (
-            cached_examples(cache_dir, [read], tok, max_len, limit, lambda p=p: build_examples(p, tok, max_len, limit))
+            cached_examples(cache_dir, [read], tok, max_len, limit, partial(build_examples, p, tok, max_len, limit))
             for read, p in ((train_read, train_p), (val_read, val_p))
         )
     else:
