@@ -306,9 +306,14 @@ def test_unbounded_training_inputs_get_an_upper_bound(option, value, words, caps
     assert build_parser().parse_args(["train", option, "8"]) is not None
 
 
-def test_a_cpu_out_of_memory_is_one_line(runs, monkeypatch, capsys):
+@pytest.mark.parametrize(
+    "command, module, name",
+    [("evaluate", "binedu.__main__", "evaluate"), ("pack", "binedu.packed", "pack_model"),
+     ("generate", "binedu.generate", "generate")],
+)  # fmt: skip
+def test_a_cpu_out_of_memory_is_one_line(runs, tmp_path, monkeypatch, capsys, command, module, name):
     """PyTorch's CPU allocator raises a plain RuntimeError, not torch.OutOfMemoryError."""
-    import binedu.__main__ as cli
+    import importlib
 
     def allocator_fails(*args, **kwargs):
         raise RuntimeError(
@@ -316,8 +321,10 @@ def test_a_cpu_out_of_memory_is_one_line(runs, monkeypatch, capsys):
             "you tried to allocate 123456789012 bytes."
         )
 
-    monkeypatch.setattr(cli, "evaluate", allocator_fails)
-    assert main(["evaluate", str(runs["image"]), "--device", "cpu"]) == 1
+    monkeypatch.setattr(importlib.import_module(module), name, allocator_fails)
+    kind = "image" if command != "generate" else "language"
+    argv = [command, str(copy_run(runs, kind, tmp_path))] + (["--prompt", "a"] if command == "generate" else [])
+    assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "out of memory" in err and "--batch-size" in err, err
 
