@@ -34,7 +34,9 @@ def check_splits(name: str, train_size: int, val_size: int, num_classes: int | N
         if size == 0:
             raise DataError(f"{name}: the {split} split is empty. {hint}".strip())
     if num_classes == 1:
-        warnings.warn(f"{name} has a single class: every prediction is right, so accuracy says nothing", stacklevel=3)
+        warnings.warn(
+            f"{name} has a single class: every prediction is right, so accuracy says nothing", stacklevel=3
+        )
 
 
 def _num_val(n: int, val_fraction: float) -> int:
