@@ -35,6 +35,7 @@ __all__ = [
     "split_sentences",
     "pydoc_paragraphs",
     "wikitext_paragraphs",
+    "read_wikitext",
     "TEXT_DATASETS",
 ]
 
