@@ -75,6 +75,7 @@ class ImageConfig(_Config):
     weights: str = "01"
 
     def __post_init__(self) -> None:
+        _freeze(self, "widths", "dense_units", "dropout")
         _positive(self, "in_channels", "num_classes", "image_size", "filter_size")
         _flags(self, "binary")
         if self.affine is not None:
@@ -117,6 +118,7 @@ class LanguageConfig(_Config):
     leaky_mask: bool = False
 
     def __post_init__(self) -> None:
+        _freeze(self, "mlp_units")
         _positive(self, "vocab_size", "max_len", "embed_dim", "num_heads", "num_blocks")
         _flags(self, "binary", "normalize", "leaky_mask")
         _widths(self, "mlp_units", allow_empty=True)
@@ -131,6 +133,12 @@ def _positive(cfg: Any, *names: str) -> None:
         value = getattr(cfg, name)
         if type(value) is not int or value <= 0:
             raise ValueError(f"{type(cfg).__name__}.{name} must be a positive integer, got {value!r}")
+
+
+def _freeze(cfg: Any, *names: str) -> None:
+    """Lists given for tuple fields (``widths=[[16, 16], [32]]``) become (nested) tuples."""
+    for name in names:
+        object.__setattr__(cfg, name, _tuples(getattr(cfg, name)))
 
 
 def _flags(cfg: Any, *names: str) -> None:

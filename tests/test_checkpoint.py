@@ -645,3 +645,12 @@ def test_what_the_rules_accept_builds_saves_and_loads_back_the_same(tmp_path, da
     path = save_packed(nn.Sequential(PackedLinear(4, 3), module), tmp_path / "m.safetensors")
     loaded = load_packed(path)
     assert checkpoint_module._describe(loaded[1], "1") == checkpoint_module._describe(module, "1")
+
+
+def test_lists_for_tuple_fields_still_make_a_configuration():
+    """The stricter checks accept what Python code has always passed (lists), as tuples."""
+    from binedu.config import ImageConfig, LanguageConfig
+
+    config = ImageConfig(widths=[[16, 16], [32]], dense_units=[8], dropout=[0.1])
+    assert config == ImageConfig(widths=((16, 16), (32,)), dense_units=(8,), dropout=(0.1,))
+    assert LanguageConfig(mlp_units=[8]).mlp_units == (8,)
