@@ -46,6 +46,7 @@ import torch
 
 from . import __version__, distributed
 from .config import IMAGE_CONFIGS, LANGUAGE_CONFIGS
+from .data.image_sets import MAX_IMAGE_SIZE
 from .history import History
 from .io import atomic_write_bytes
 from .metrics import evaluate, task_of
@@ -136,8 +137,6 @@ def _number(kind: type, low: float | None = None, high: float | None = None, abo
 POSITIVE = _number(int, 1)
 COUNT = _number(int, 0)
 SEED = _number(int, 0, 2**63 - 1)
-MAX_IMAGE_SIZE = 1024
-"""Largest ``--image-size``: 4x the paper's 256 (one 1024x1024 RGB batch of 64 is 800 MB of floats)."""
 MAX_WORKERS = 4 * (os.cpu_count() or 1)
 """Most ``--num-workers``: 4 per CPU core (more only fork processes that wait)."""
 MIN_TEMPERATURE = 1e-3

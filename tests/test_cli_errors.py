@@ -388,3 +388,11 @@ def test_report_infers_the_model_from_the_config_name(capsys):
     assert capsys.readouterr().out == tiny
     assert main(["report", "--config", "tiny", "--model", "language"]) == 0
     assert capsys.readouterr().out != tiny
+
+
+def test_a_run_json_cannot_ask_for_huge_images(runs, tmp_path, capsys):
+    """The --image-size bound holds for a hand-edited run.json too (the data loader checks it)."""
+    run = edit_run_json(copy_run(runs, "image", tmp_path), lambda j: j | {"data": j["data"] | {"image_size": 100_000}})
+    assert main(["evaluate", str(run), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "image_size must be a positive integer of at most 1024" in err, err

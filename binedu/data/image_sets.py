@@ -12,7 +12,11 @@ import torch
 from einops import rearrange
 from torch.utils.data import Dataset
 
-__all__ = ["ImageData", "TensorImageDataset"]
+__all__ = ["ImageData", "TensorImageDataset", "MAX_IMAGE_SIZE"]
+
+MAX_IMAGE_SIZE = 1024
+"""The largest image side binedu resizes to: 4x the paper's 256 (one 1024x1024 RGB batch
+of 64 is 800 MB of floats). A hand-edited ``run.json`` cannot ask for more either."""
 
 
 @dataclass

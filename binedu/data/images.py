@@ -38,7 +38,7 @@ from torch.utils.data import Dataset
 from .digits import load_digits
 from .errors import DataError, require_dir, require_file
 from .hard_digits import digit_splits
-from .image_sets import ImageData, TensorImageDataset, _channel_stats
+from .image_sets import MAX_IMAGE_SIZE, ImageData, TensorImageDataset, _channel_stats
 from .split import balanced_subset, check_fraction, check_limit, check_splits, stratified_split
 
 __all__ = ["ImageData", "TensorImageDataset", "ImageFileDataset", "image_data", "load_image", "IMAGE_EXTENSIONS"]
@@ -144,8 +144,8 @@ class ImageFileDataset(Dataset):
 
 def _check_size(image_size: int | None, default: int) -> int:
     size = default if image_size is None else image_size
-    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-        raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= MAX_IMAGE_SIZE:
+        raise ValueError(f"image_size must be a positive integer of at most {MAX_IMAGE_SIZE}, got {image_size!r}")
     return size
 
 
