@@ -538,6 +538,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"{folder / RUN} names {spec['kind']} data ({spec['name']!r}) but {file} holds {_a(task)} model"
         )
     spec = spec | {k: v for k, v in (("root", args.data_root), ("limit", args.limit)) if v is not None}
+    if task == "language" and not (isinstance(spec.get("max_len"), int) and spec["max_len"] <= model.config.max_len):
+        raise CommandError(
+            f"{folder / RUN} asks for max_len={spec.get('max_len')!r}; the model {file} reads at most "
+            f"{model.config.max_len} tokens"
+        )
     data = _load_data(spec)
     if task == "language":
         _check_vocabulary(model, data.vocab_size, spec.get("tokenizer"), file)

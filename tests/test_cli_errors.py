@@ -396,3 +396,10 @@ def test_a_run_json_cannot_ask_for_huge_images(runs, tmp_path, capsys):
     assert main(["evaluate", str(run), "--device", "cpu"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "image_size must be a positive integer of at most 1024" in err, err
+
+
+def test_a_run_json_cannot_ask_for_longer_sequences_than_the_model_reads(runs, tmp_path, capsys):
+    run = edit_run_json(copy_run(runs, "language", tmp_path), lambda j: j | {"data": j["data"] | {"max_len": 10**9}})
+    assert main(["evaluate", str(run), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "max_len=1000000000" in err and "at most 64 tokens" in err, err
