@@ -265,9 +265,7 @@ def check_args(args: argparse.Namespace) -> None:
         name = args.data
         allowed = IMAGE_DATA if args.model == "image" else TEXT_DATA
         if name is not None and name not in allowed:
-            raise UsageError(
-                f"argument --data: {name!r} does not fit {_a(args.model)} model; use one of {', '.join(allowed)}"
-            )
+            raise UsageError(f"argument --data: {name!r} does not fit {_a(args.model)} model; use one of {', '.join(allowed)}")
     if args.command == "pack" and args.output is not None:
         kind = _kind_of(Path(args.output).expanduser())
         if kind == "a folder":
@@ -525,18 +523,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.data is not None:
         allowed = TEXT_DATA if task == "language" else IMAGE_DATA
         if args.data not in allowed:
-            raise UsageError(
-                f"argument --data: {args.data!r} does not fit {_a(task)} model ({file}); use one of {', '.join(allowed)}"
-            )
+            raise UsageError(f"argument --data: {args.data!r} does not fit {_a(task)} model ({file}); use one of {', '.join(allowed)}")
         spec = {"kind": task, "name": args.data, "root": args.data_root} | (
             {"tokenizer": str(folder / TOKENIZER), "max_len": model.config.max_len} if task == "language" else {}
         )
     if spec is None:
         raise CommandError(f"{folder} has no {RUN} saying which data the model trained on: pass --data")
     if spec["kind"] != task:
-        raise CommandError(
-            f"{folder / RUN} names {spec['kind']} data ({spec['name']!r}) but {file} holds {_a(task)} model"
-        )
+        raise CommandError(f"{folder / RUN} names {spec['kind']} data ({spec['name']!r}) but {file} holds {_a(task)} model")
     spec = spec | {k: v for k, v in (("root", args.data_root), ("limit", args.limit)) if v is not None}
     if task == "language" and not (isinstance(spec.get("max_len"), int) and spec["max_len"] <= model.config.max_len):
         raise CommandError(
@@ -562,8 +556,9 @@ def cmd_pack(args: argparse.Namespace) -> int:
     if not is_training_checkpoint(file):
         with open(file, "rb") as f:
             kind = file_kind(f.read(16))
-        what = kind or "not a training checkpoint (already packed?)"
-        raise CommandError(f"{file} is {what}, not a training checkpoint" if kind else f"{file} is {what}")
+        if kind is not None:
+            raise CommandError(f"{file} is {kind}, not a training checkpoint")
+        raise CommandError(f"{file} is not a training checkpoint (already packed?)")
     model = load_trained_model(file)
     if not getattr(model.config, "binary", False):
         raise CommandError("only binary models can be packed to 1 bit; this one was trained with --float")
