@@ -36,7 +36,9 @@ import argparse
 import errno
 import json
 import math
+import os
 import signal
+import stat
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -47,12 +49,14 @@ import torch
 
 from . import __version__, distributed
 from .config import IMAGE_CONFIGS, LANGUAGE_CONFIGS
+from .data.image_sets import MAX_IMAGE_SIZE
 from .data_identity import data_id
 from .history import History
 from .io import atomic_write_bytes
 from .metrics import evaluate, task_of
 from .precision import PRECISIONS
 from .run_lock import RunFolderLock
+from .tensor_file import file_kind, parse_json
 from .train import MAX_SEED, check_hyperparameters, fit, format_record, recipe, resolve_device
 from .train_checkpoint import is_training_checkpoint, load_trained_model
 
@@ -167,6 +171,23 @@ def _recipe_default(key: str, unset: str = "0") -> str:
     return "default: " + "; ".join(parts)
 
 
+MAX_WORKERS = 4 * (os.cpu_count() or 1)
+"""Most ``--num-workers``: 4 per CPU core (more only fork processes that wait)."""
+MIN_TEMPERATURE = 1e-3
+"""Smallest positive ``--temperature``: logits / 1e-320 overflow to infinity (0 is greedy)."""
+
+
+def _temperature(text: str) -> float:
+    """``--temperature``: 0 (greedy) or a finite number from :data:`MIN_TEMPERATURE` up."""
+    value = _number(float, 0)(text)
+    if 0 < value < MIN_TEMPERATURE:
+        raise argparse.ArgumentTypeError(f"must be 0 (greedy) or at least {MIN_TEMPERATURE:g}, got {text}")
+    return value
+
+
+_temperature.__name__ = "float"
+
+
 # ---------------------------------------------------------------- arguments
 
 
@@ -194,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data-root", help="folder of the data set (food101, folder, wikitext; default: none)")
     train.add_argument("--tokenizer", help="char | wordpiece | path to vocab.txt / tokenizer .json (language; default char, wordpiece for paper configs)")
     train.add_argument("--vocab-size", type=_number(int, 2), help="tokenizer size (wordpiece: number of pieces; default: the tokenizer's)")
-    train.add_argument("--image-size", type=POSITIVE, help="image side in pixels (default: the config's)")
+    train.add_argument("--image-size", type=_number(int, 1, MAX_IMAGE_SIZE), help=f"image side in pixels, at most {MAX_IMAGE_SIZE} (default: the config's)")
     train.add_argument("--max-len", type=_number(int, 2), help="sequence length, at most the config's (default: the config's)")
     train.add_argument("--limit", type=POSITIVE, help="use at most this many examples per split (default: all)")
     train.add_argument("--val-fraction", type=_number(float, 0, 1, above=True), help="validation share where the data set has no official split (default: the data set's)")
@@ -210,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--record-every", type=POSITIVE, default=10, help="steps between bit-flip and gradient-norm records")
     train.add_argument("--seed", type=TRAIN_SEED, default=0, help=f"data order, initialization and dropout (0 to {MAX_SEED})")
     train.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (auto: a GPU when present)")
-    train.add_argument("--num-workers", type=COUNT, help="data-loading processes (default 0 on CPU, 8 on GPU)")
+    train.add_argument("--num-workers", type=_number(int, 0, MAX_WORKERS), help=f"data-loading processes, at most {MAX_WORKERS} (4 per CPU core; default 0 on CPU, 8 on GPU)")
     train.add_argument("--precision", choices=PRECISIONS, default="fp32", help="bf16: float activations in bfloat16 (autocast), for GPUs; the latent weights stay float32")
     train.add_argument("--token-cache", help="folder of the tokenized WikiText cache, built once and memory-mapped (default ~/.cache/binedu/tokens; 'none': no cache)")
     train.add_argument("--out", help="run folder (default runs/<model>-<config>-<variant>)")
@@ -232,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = command("report", "memory report of a configuration or a saved model")
     report.add_argument("path", nargs="?", help="run folder, training checkpoint or packed file (default: --model/--config)")
-    report.add_argument("--model", choices=("image", "language"), default="image", help="which paper model")
+    report.add_argument("--model", choices=("image", "language"), help="which paper model (default: the one the config names; image for tiny)")
     report.add_argument("--config", default="tiny", choices=sorted({*IMAGE_CONFIGS, *LANGUAGE_CONFIGS}), metavar="CONFIG", help=config_help)
     report.add_argument("--float", dest="float_model", action="store_true", help="the float32 counterpart")
 
@@ -241,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--prompt", required=True, help="text to continue")
     gen.add_argument("--tokenizer", help=f"tokenizer file (default: {TOKENIZER} of the run)")
     gen.add_argument("--max-new-tokens", type=COUNT, default=100, help="tokens to add")
-    gen.add_argument("--temperature", type=_number(float, 0), default=0.8, help="0: always the most likely token")
+    gen.add_argument("--temperature", type=_temperature, default=0.8, help=f"0: always the most likely token; else at least {MIN_TEMPERATURE:g}")
     gen.add_argument("--top-k", type=POSITIVE, help="draw from the k most likely tokens only (default: all)")
     gen.add_argument("--seed", type=SEED, help="seed of the draws (default: random)")
     gen.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
@@ -259,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
 def check_args(args: argparse.Namespace) -> None:
     """What argparse cannot check alone (a config of the chosen model, a device this
     machine has, an --out that is a folder, ...): a :class:`UsageError` naming the option."""
+    if args.command == "report" and args.model is None:  # the kind the config's name belongs to
+        args.model = "language" if args.config in LANGUAGE_CONFIGS and args.config not in IMAGE_CONFIGS else "image"
     if args.command in ("train", "report") and args.config not in CONFIGS[args.model]:
         known = ", ".join(CONFIGS[args.model])
         raise UsageError(f"argument --config: {args.config!r} is not {_a(args.model)} config; choose from {known}")
@@ -287,8 +310,12 @@ def check_args(args: argparse.Namespace) -> None:
             raise UsageError(f"argument --data: {name!r} does not fit {_a(args.model)} model; use one of {', '.join(allowed)}")
         if args.model == "image":
             _check_pairing(args.config, name or CONFIG_DATA.get(args.config, DEFAULT_DATA["image"]), config.image_size, args.image_size)
-    if args.command == "pack" and args.output is not None and Path(args.output).expanduser().is_dir():
-        raise UsageError(f"argument -o/--output: {args.output} is a folder; give the packed file's name")
+    if args.command == "pack" and args.output is not None:
+        kind = _kind_of(Path(args.output).expanduser())
+        if kind == "a folder":
+            raise UsageError(f"argument -o/--output: {args.output} is a folder; give the packed file's name")
+        if kind not in (None, "a file"):
+            raise UsageError(f"argument -o/--output: {args.output} is {kind}, not a file: it will not be replaced")
 
 
 def _check_pairing(config: str, data: str, config_size: int, image_size: int | None) -> None:
@@ -328,16 +355,33 @@ def _metrics_line(prefix: str, metrics: dict[str, Any]) -> str:
     return f"{prefix}: {values}"
 
 
+def _kind_of(path: Path) -> str | None:
+    """``"a file"``, ``"a folder"``, ``"a FIFO"``, ... (what ``path`` is, its link
+    followed), or ``None`` when nothing is there."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    kinds = (
+        (stat.S_ISREG, "a file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+    )  # fmt: skip
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
 def _run_folder(path: str | Path) -> tuple[Path, Path]:
     """(run folder, model file) for a run folder or a file inside one."""
     path = Path(path).expanduser()
-    if path.is_dir():
+    kind = _kind_of(path)
+    if kind == "a folder":
         for name in (CHECKPOINT, PACKED):
-            if (path / name).is_file():
+            if _kind_of(path / name) == "a file":
                 return path, path / name
         raise CommandError(f"{path} holds neither {CHECKPOINT} nor {PACKED}")
-    if not path.is_file():
+    if kind is None:
         raise CommandError(f"no such file or folder: {path}")
+    if kind != "a file":
+        raise CommandError(f"{path} is {kind}, not a run folder or a model file")
     return path.parent, path
 
 
@@ -363,9 +407,9 @@ def _run_info(folder: Path) -> dict[str, Any]:
     if not run.is_file():
         return {}
     try:
-        info = json.loads(run.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CommandError(f"{run} is not valid JSON ({exc})") from exc
+        info = parse_json(run.read_bytes())
+    except ValueError as exc:
+        raise CommandError(f"{run} is not valid JSON ({exc})") from None
     if not isinstance(info, dict):
         raise CommandError(f"{run} must hold a JSON object, not a {type(info).__name__}")
     spec = info.get("data")
@@ -398,6 +442,21 @@ def _check_vocabulary(model: torch.nn.Module, vocab_size: int, tokenizer: object
         raise CommandError(
             f"tokenizer {tokenizer} has {vocab_size:,} tokens but the model {model_file} knows {size:,} "
             f"(vocab_size={size}): use the tokenizer the model was trained with"
+        )
+
+
+def _check_classes(model: torch.nn.Module, data: Any, model_file: Path) -> None:
+    """Image data must fit the model: its classes are model outputs, its channels inputs."""
+    config = getattr(model, "config", None)
+    classes, channels = getattr(config, "num_classes", None), getattr(config, "in_channels", None)
+    if classes is not None and data.num_classes > classes:
+        raise CommandError(
+            f"{data.name} data has {data.num_classes} classes but the model {model_file} has {classes} outputs: "
+            "evaluate it on data of the classes it was trained on"
+        )
+    if channels is not None and data.in_channels != channels:
+        raise CommandError(
+            f"{data.name} images have {data.in_channels} channel(s) but the model {model_file} reads {channels}"
         )
 
 
@@ -558,9 +617,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if spec["kind"] != task:
         raise CommandError(f"{folder / RUN} names {spec['kind']} data ({spec['name']!r}) but {file} holds {_a(task)} model")
     spec = spec | {k: v for k, v in (("root", args.data_root), ("limit", args.limit)) if v is not None}
+    model_len = getattr(getattr(model, "config", None), "max_len", None)
+    if task == "language" and not (isinstance(spec.get("max_len"), int) and spec["max_len"] <= model_len):
+        raise CommandError(
+            f"{folder / RUN} asks for max_len={spec.get('max_len')!r}; the model {file} reads at most "
+            f"{model_len} tokens"
+        )
     data = _load_data(spec)
     if task == "language":
         _check_vocabulary(model, data.vocab_size, spec.get("tokenizer"), file)
+    else:
+        _check_classes(model, data, file)
     metrics = evaluate(model, data.val, batch_size=args.batch_size, pad_id=0, device=device)
     _say(f"evaluate: {file} on {data.name} validation ({len(data.val):,} examples)")
     _say(_metrics_line("final", metrics))
@@ -573,6 +640,10 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
     folder, file = _run_folder(args.path)
     if not is_training_checkpoint(file):
+        with open(file, "rb") as f:
+            kind = file_kind(f.read(16))
+        if kind is not None:
+            raise CommandError(f"{file} is {kind}, not a training checkpoint")
         raise CommandError(f"{file} is not a training checkpoint (already packed?)")
     model = load_trained_model(file)
     if not getattr(model.config, "binary", False):
@@ -606,6 +677,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from .data import load_tokenizer
+    from .data.tokenizers import unknown_chars
     from .generate import generate
 
     model, folder, file = _load_model(args.path, resolve_device(args.device))
@@ -616,6 +688,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise CommandError(f"no tokenizer at {tokenizer_file}: pass --tokenizer")
     tokenizer = load_tokenizer(tokenizer_file)
     _check_vocabulary(model, tokenizer.vocab_size, tokenizer_file, file)
+    unknown = unknown_chars(tokenizer, args.prompt)
+    if unknown:  # said, not silently mangled; the model still continues the prompt
+        shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+        print(
+            f"binedu generate: warning: the prompt holds {len(unknown)} character(s) the tokenizer {tokenizer_file} "
+            f"does not know, read as the unknown token: {shown}",
+            file=sys.stderr,
+        )
     text = generate(
         model, args.prompt, tokenizer, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
         top_k=args.top_k, seed=args.seed,
@@ -685,9 +765,7 @@ def _user_error(exc: Exception) -> str | None:
     if isinstance(exc, (SafetensorError, ValueError)):
         return " ".join(str(exc).split())  # one line, whatever the message
     text = " ".join(str(exc).split())
-    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or (
-        isinstance(exc, RuntimeError) and ("DefaultCPUAllocator" in text or "not enough memory" in text)
-    ):  # a CPU allocation that fails is a plain RuntimeError
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or _allocator_failed(exc):
         return f"out of memory ({text[:200]}): use a smaller --batch-size or config"
     if isinstance(exc, RuntimeError) and _peer_lost(exc, text):
         return (
@@ -704,6 +782,15 @@ def _peer_lost(exc: RuntimeError, text: str) -> bool:
     lost = getattr(dist, "DistBackendError", ()), getattr(dist, "DistNetworkError", ())
     signs = ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "NCCL communicator was aborted")
     return isinstance(exc, lost) or (distributed.current().active and any(s in text for s in signs))
+
+
+_ALLOCATOR_MESSAGES = ("DefaultCPUAllocator: not enough memory", "DefaultCPUAllocator: can't allocate memory")
+
+
+def _allocator_failed(exc: Exception) -> bool:
+    """A CPU out-of-memory: PyTorch raises a plain ``RuntimeError`` from its allocator
+    (only CUDA has ``torch.OutOfMemoryError``)."""
+    return isinstance(exc, RuntimeError) and any(m in str(exc) for m in _ALLOCATOR_MESSAGES)
 
 
 @contextmanager

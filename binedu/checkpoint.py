@@ -35,8 +35,11 @@ Loading checks everything and raises :class:`CheckpointError` (a ``ValueError``)
 clear message for a truncated file, flipped bytes (the SHA-256 sums), a foreign file
 (no binedu metadata: a random file, a pickle, another program's safetensors file) or a
 structure that does not match its tensors, and for anything that is not a regular file.
-Loading costs time and memory in proportion to the file: the header's shapes must be
-backed by its bytes (:mod:`binedu.tensor_file`), and the skeleton of the model is built
+Loading costs time and memory in proportion to the file: the header is at most
+:data:`MAX_HEADER` bytes and the structure at most :data:`MAX_MODULES` modules, every
+module argument is checked against an allow-list (:mod:`binedu.stored_args`: no
+``AdaptiveAvgPool1d(10**7)`` that would cost gigabytes at the first batch), the
+header's shapes must be backed by its bytes (:mod:`binedu.tensor_file`), and the skeleton of the model is built
 on the ``meta`` device under a budget of the stored tensors
 (:mod:`binedu.build_budget`), so no float weight is ever allocated and a file that
 claims a huge model stops before building it; the bits are assigned directly.
@@ -64,13 +67,24 @@ from .language_model import LanguageModel
 from .model import ConfigModel
 from .normalize import Normalize
 from .packed import PACKED_LAYERS, PackedLayer, _normalizes, pack_model
+from .stored_args import check_args
 from .tensor_file import TensorFile, digest, parse_json
 from .transformer import BinaryTransformerBlock
 
-__all__ = ["CheckpointError", "save_packed", "load_packed", "FORMAT", "VERSION", "TORCH_MODULES"]
+__all__ = [
+    "CheckpointError", "save_packed", "load_packed", "FORMAT", "VERSION", "TORCH_MODULES", "MAX_HEADER", "MAX_MODULES",
+]  # fmt: skip
 
 FORMAT = "binedu.packed"
 VERSION = "1"
+
+MAX_HEADER = 2**20
+"""The longest header of a packed checkpoint (1 MiB): paper-large's is about 58 KB
+(paper-small's 37 KB), so a model 17 times as deep still fits."""
+
+MAX_MODULES = 10_000
+"""The most modules a packed checkpoint's structure may hold (paper-large: 269). Each
+costs about 2 KB of Python objects, so the skeleton stays under about 20 MB."""
 
 TORCH_MODULES: dict[str, type[nn.Module]] = {
     name: getattr(nn, name)
@@ -141,7 +155,12 @@ def _describe(module: nn.Module, path: str) -> tuple[str, dict[str, Any]]:
     if kind in _CONTAINERS.values():
         return kind.__name__, {}
     if kind in TORCH_MODULES.values():
-        return kind.__name__, _torch_args(module, path)
+        args = _torch_args(module, path)
+        try:
+            check_args(kind.__name__, {k: _tuples(v) for k, v in _json(args).items()})
+        except ValueError as err:
+            raise ValueError(f"save_packed cannot store {path}: {err}, or it could not be loaded back") from None
+        return kind.__name__, args
     raise ValueError(
         f"save_packed cannot store {path} ({kind.__name__}): a packed checkpoint holds binedu layers, "
         f"binedu models, nn.Sequential/ModuleList/ModuleDict and the parameter-free modules {sorted(TORCH_MODULES)}"
@@ -218,6 +237,10 @@ def _metadata(file: TensorFile) -> tuple[dict[str, Any], list[str]]:
 
 
 def _construct(kind: str, args: dict[str, Any]) -> nn.Module:
+    """The module a structure node describes, its arguments checked first
+    (:func:`binedu.stored_args.check_args`; a binedu model's configuration checks itself)."""
+    if kind not in ("LanguageModel", "ImageClassifier"):
+        check_args(kind, args)
     if kind in _PACKED:
         return _PACKED[kind](**args)
     if kind in _MODELS:
@@ -241,6 +264,19 @@ def _construct(kind: str, args: dict[str, Any]) -> nn.Module:
     if kind in TORCH_MODULES:
         return TORCH_MODULES[kind](**args)
     raise ValueError(f"unknown module type {kind!r}")
+
+
+def _count_nodes(tree: Any, file: Path) -> None:
+    """Refuse a structure of more than :data:`MAX_MODULES` nodes before building any."""
+    count, stack = 0, [tree]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > MAX_MODULES:
+            raise CheckpointError(f"{file}: its structure holds more than {MAX_MODULES:,} modules")
+        children = node.get("children") if isinstance(node, dict) else None
+        if isinstance(children, dict):
+            stack.extend(children.values())
 
 
 def _build(node: Any, path: str, reference: nn.Module | None, file: Path) -> nn.Module:
@@ -293,13 +329,14 @@ def load_packed(path: str | Path) -> nn.Module:
     of the stored tensors (a configuration that asks for more stops at once), compared
     with the stored names and shapes, and only then are the bits read and checked.
     """
-    with TensorFile(path, CheckpointError, "a binedu packed checkpoint") as file:
+    with TensorFile(path, CheckpointError, "a binedu packed checkpoint", max_header=MAX_HEADER) as file:
         return _load(file)
 
 
 def _load(file: TensorFile) -> nn.Module:
     path = file.path
     tree, sums = _metadata(file)
+    _count_nodes(tree, path)
     stored = file.entries
     wrong = sorted(name for name, entry in stored.items() if entry.dtype != torch.uint8)
     if wrong:
@@ -328,7 +365,9 @@ def _load(file: TensorFile) -> nn.Module:
         raise CheckpointError(f"{path} is corrupted: {len(sums)} checksums for {len(expected)} tensors")
     for name, t in expected.items():
         if stored[name].shape != tuple(t.shape) or t.dtype != torch.uint8:
-            raise CheckpointError(f"{path}: tensor {name!r} is U8 {list(stored[name].shape)}, expected U8 {list(t.shape)}")
+            raise CheckpointError(
+                f"{path}: tensor {name!r} is U8 {list(stored[name].shape)}, expected U8 {list(t.shape)}"
+            )
     tensors = {}
     for name, checksum in zip(sorted(expected), sums, strict=True):
         data = file.read_bytes(name)

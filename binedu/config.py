@@ -1,7 +1,11 @@
 """Model configurations: the paper's (Alg. 7, Table 3) and small ones for CPUs.
 
 A configuration is a frozen dataclass that round-trips through plain JSON
-(``to_dict``/``from_dict``), so checkpoints can store it without pickling.
+(``to_dict``/``from_dict``), so checkpoints can store it without pickling. Every field
+is checked when a configuration is made (from code or from a file): widths are
+positive integers, flags are real booleans (the string ``"false"`` is not a flag: it
+would read as true), rates are numbers in their range, so a configuration that could
+not train, evaluate or pack is refused with one message instead of failing later.
 """
 
 from __future__ import annotations
@@ -71,7 +75,19 @@ class ImageConfig(_Config):
     weights: str = "01"
 
     def __post_init__(self) -> None:
+        _freeze(self, "widths", "dense_units", "dropout")
         _positive(self, "in_channels", "num_classes", "image_size", "filter_size")
+        _flags(self, "binary")
+        if self.affine is not None:
+            _flags(self, "affine")
+        _widths(self, "dense_units", allow_empty=True)
+        if not isinstance(self.widths, tuple) or not all(isinstance(block, tuple) for block in self.widths):
+            raise ValueError(f"ImageConfig.widths must be a list of blocks (lists of widths), got {self.widths!r}")
+        for block in self.widths:
+            if not all(type(w) is int and w > 0 for w in block):
+                raise ValueError(f"ImageConfig.widths must hold positive integers, got {self.widths!r}")
+        if not isinstance(self.dropout, tuple) or not all(type(p) in (int, float) and 0 <= p < 1 for p in self.dropout):
+            raise ValueError(f"ImageConfig.dropout must list rates in [0, 1), got {self.dropout!r}")
         if self.normalize not in (True, False, "fixed") or type(self.normalize) is int:
             raise ValueError(f"ImageConfig.normalize must be True, False or 'fixed', got {self.normalize!r}")
         if self.weights not in ("01", "pm1"):
@@ -81,9 +97,7 @@ class ImageConfig(_Config):
         if not self.widths or not all(self.widths):
             raise ValueError("widths must list at least one block of at least one convolution")
         if self.image_size < 2 ** (len(self.widths) - 1):
-            raise ValueError(
-                f"image_size={self.image_size} is too small for {len(self.widths) - 1} max-pools"
-            )
+            raise ValueError(f"image_size={self.image_size} is too small for {len(self.widths) - 1} max-pools")
 
 
 @dataclass(frozen=True)
@@ -104,7 +118,12 @@ class LanguageConfig(_Config):
     leaky_mask: bool = False
 
     def __post_init__(self) -> None:
+        _freeze(self, "mlp_units")
         _positive(self, "vocab_size", "max_len", "embed_dim", "num_heads", "num_blocks")
+        _flags(self, "binary", "normalize", "leaky_mask")
+        _widths(self, "mlp_units", allow_empty=True)
+        if self.ff_dim is not None:
+            _positive(self, "ff_dim")
         if self.embed_dim % self.num_heads:
             raise ValueError(f"embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}")
 
@@ -112,8 +131,27 @@ class LanguageConfig(_Config):
 def _positive(cfg: Any, *names: str) -> None:
     for name in names:
         value = getattr(cfg, name)
-        if not isinstance(value, int) or value <= 0:
+        if type(value) is not int or value <= 0:
             raise ValueError(f"{type(cfg).__name__}.{name} must be a positive integer, got {value!r}")
+
+
+def _freeze(cfg: Any, *names: str) -> None:
+    """Lists given for tuple fields (``widths=[[16, 16], [32]]``) become (nested) tuples."""
+    for name in names:
+        object.__setattr__(cfg, name, _tuples(getattr(cfg, name)))
+
+
+def _flags(cfg: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if not isinstance(value, bool):
+            raise ValueError(f"{type(cfg).__name__}.{name} must be true or false, got {value!r}")
+
+
+def _widths(cfg: Any, name: str, allow_empty: bool = False) -> None:
+    value = getattr(cfg, name)
+    if not isinstance(value, tuple) or not (value or allow_empty) or not all(type(w) is int and w > 0 for w in value):
+        raise ValueError(f"{type(cfg).__name__}.{name} must be a list of positive integers, got {value!r}")
 
 
 # The model behind Table 2: every block doubles (32 .. 512) and the head is 512 -> 256.
@@ -155,9 +193,7 @@ IMAGE_CONFIGS: dict[str, ImageConfig] = {
 LANGUAGE_CONFIGS: dict[str, LanguageConfig] = {
     "paper-small": LanguageConfig(),  # Table 3: 154.4 M parameters
     "paper-large": LanguageConfig(embed_dim=1024, num_blocks=16, mlp_units=(8192, 4096)),  # 332.8 M
-    "tiny": LanguageConfig(
-        vocab_size=256, max_len=64, embed_dim=64, num_heads=4, num_blocks=2, mlp_units=(128,)
-    ),
+    "tiny": LanguageConfig(vocab_size=256, max_len=64, embed_dim=64, num_heads=4, num_blocks=2, mlp_units=(128,)),
 }
 
 
@@ -166,5 +202,3 @@ def lookup(table: dict[str, C], name: str, what: str) -> C:
     if name not in table:
         raise ValueError(f"unknown {what} config {name!r}; known configs: {sorted(table)}")
     return table[name]
-
-

@@ -5,18 +5,39 @@ over it. ``tempfile.mkstemp`` creates that file with mode 0600 whatever the umas
 binedu then gives it the mode any other new file would get (``0666 & ~umask``: 0644
 under the usual umask 022), so runs, checkpoints and packed models can be shared on a
 JupyterHub like files written by ``open``.
+
+A target that exists but is not a regular file (a device such as ``/dev/null``, a
+FIFO, a socket) is never replaced: renaming over it would swap the system's device for
+a file. Errors name the target, never the hidden temporary file. A process killed
+with ``SIGKILL`` (or a power cut) mid-write leaves its temporary file behind; the next
+write of the same target removes such leftovers: only binedu's own names
+(``.<name>.<8 characters>.tmp``, regular files) untouched for :data:`STALE_AFTER`
+seconds, so a write in progress in another process is never disturbed.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write", "current_umask", "file_mode"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write",
+    "current_umask",
+    "file_mode",
+    "remove_stale_temporaries",
+    "STALE_AFTER",
+]
+
+STALE_AFTER = 3600
+"""Seconds without a write after which a leftover temporary file counts as abandoned
+(a checkpoint write being slower than this between two of its writes is not plausible)."""
 
 _UMASK_LOCK = threading.Lock()
 
@@ -55,7 +76,14 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder, not a file")
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise ValueError(f"{path} exists and is not a regular file (a device, FIFO or socket): it is not replaced")
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.close(fd)
@@ -69,20 +97,49 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
         if fd >= 0:
             os.close(fd)
         Path(tmp).unlink(missing_ok=True)
-        error = _as_os_error(exc, path)
+        error = _as_os_error(exc, path, Path(tmp))
         if error is not None:
             raise error from exc
         raise
     return path
 
 
-def _as_os_error(exc: BaseException, path: Path) -> OSError | None:
+def remove_stale_temporaries(path: str | Path, now: float | None = None) -> list[Path]:
+    """Remove the temporary files that writes of ``path`` left behind when killed:
+    regular files named ``.<name>.<8 characters>.tmp`` (``tempfile.mkstemp``'s names for
+    this target) whose last change is over :data:`STALE_AFTER` seconds old. Returns
+    the removed paths; a file that cannot be removed is left alone."""
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")
+    limit = (time.time() if now is None else now) - STALE_AFTER
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not pattern.fullmatch(entry.name):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(info.st_mode) and info.st_mtime < limit:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
+def _as_os_error(exc: BaseException, path: Path, tmp: Path | None = None) -> OSError | None:
     """A failed write as an ``OSError`` naming ``path``, so that callers (the command
     line) can say which file could not be written and why: safetensors reports a full
-    disk as ``SafetensorError("... (os error 28)")`` and ``write()`` errors carry
-    no file name. ``None``: raise ``exc`` unchanged."""
+    disk as ``SafetensorError("... (os error 28)")``, ``write()`` errors carry no file
+    name, and others name the hidden temporary file ``tmp``. ``None``: raise ``exc``
+    unchanged."""
     if isinstance(exc, OSError):
-        return None if exc.filename is not None else OSError(exc.errno, exc.strerror or str(exc), str(path))
+        if exc.filename is not None and (tmp is None or Path(exc.filename) != tmp):
+            return None
+        return OSError(exc.errno, exc.strerror or str(exc), str(path))
     if type(exc).__name__ == "SafetensorError":
         code = re.search(r"(?:Os \{ code: |os error )(\d+)", str(exc))
         if code is not None:

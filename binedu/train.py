@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from .data.workers import die_with_parent
 from .distributed import EpochBatches, local_device, setup
 from .history import History
 from .metrics import dataset_len, split_batch, task_of
@@ -289,6 +290,7 @@ def fit(
     loader = DataLoader(
         train, batch_sampler=batches, collate_fn=default_collate, num_workers=num_workers,
         pin_memory=run.device.type == "cuda", persistent_workers=num_workers > 0, generator=torch.Generator(),
+        worker_init_fn=die_with_parent,  # no orphaned workers when the trainer is killed
     )  # fmt: skip
     hooks.on_train_start(run)
     try:

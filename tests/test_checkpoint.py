@@ -350,7 +350,9 @@ def test_a_huge_packed_layer_allocates_nothing(tmp_path):
     stored shape does not match, or the budget stops it, as a CheckpointError."""
     path = save_packed(nn.Sequential(BinaryLinear(8, 4)), tmp_path / "m.safetensors")
     for in_features in (2**64, 2**40, -8):
-        edited = rewrite(path, tmp_path / "e.safetensors", edit_tree=_set(["children", "0", "args", "in_features"], in_features))
+        edited = rewrite(
+            path, tmp_path / "e.safetensors", edit_tree=_set(["children", "0", "args", "in_features"], in_features)
+        )
         with measure() as used, pytest.raises(CheckpointError):
             load_packed(edited)
         assert used["tensors"] < 1000
@@ -444,8 +446,12 @@ def test_malformed_metadata_json_raises_checkpoint_error(tmp_path, good_file, fi
     src.write_bytes(good_file)
     path = rewrite(src, tmp_path / "e.safetensors", edit_meta=_set([field], value))
     if field == "structure":  # a deeply nested structure with a correct checksum
-        path = rewrite(path, tmp_path / "e2.safetensors", rehash=False, edit_meta=_set(
-            ["structure_sha256"], hashlib.sha256(value.encode()).hexdigest()))
+        path = rewrite(
+            path,
+            tmp_path / "e2.safetensors",
+            rehash=False,
+            edit_meta=_set(["structure_sha256"], hashlib.sha256(value.encode()).hexdigest()),
+        )
     with pytest.raises(CheckpointError, match=message):
         load_packed(path)
 
@@ -479,3 +485,172 @@ def test_fifo_and_folder_are_refused_without_blocking(tmp_path):
         load_packed(fifo)
     with pytest.raises(CheckpointError, match="not a regular file"):
         load_packed(tmp_path)
+
+
+# ---------------------------------------------------------------- issue 22: what loads can be used
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (_set(["args", "config", "leaky_mask"], "false"), "leaky_mask must be true or false"),
+        (_set(["args", "config", "mlp_units"], [0]), "mlp_units must be a list of positive integers"),
+        (_set(["args", "config", "ff_dim"], 0), "ff_dim must be a positive integer"),
+        (_set(["children", "head", "children", "0", "args", "normalize"], "false"), "normalize must be true or false"),
+        (_set(["children", "head", "children", "0", "args", "activation"], "os.system"), "activation must be"),
+        (_set(["children", "norm", "args", "mode"], 7), "mode must be one of"),
+    ],
+)
+def test_configurations_and_arguments_that_fail_when_used_are_refused_at_load(tmp_path, good_file, edit, message):
+    """Zero widths, string booleans and unknown names loaded and then crashed (issue 22, item 10)."""
+    src = tmp_path / "good.safetensors"
+    src.write_bytes(good_file)
+    with pytest.raises(CheckpointError, match=message):
+        load_packed(rewrite(src, tmp_path / "edited.safetensors", edit_tree=edit))
+
+
+def user_file(tmp_path: Path) -> Path:
+    model = nn.Sequential(PackedLinear(4, 3), nn.Dropout(0.1), nn.ReLU(), nn.Flatten(), nn.Softmax(dim=-1))
+    return save_packed(model, tmp_path / "user.safetensors")
+
+
+@pytest.mark.parametrize(
+    "child, args, message",
+    [
+        ("4", {"dim": 7}, "dim must be None or an integer in \\[-4, 3\\]"),
+        ("2", {"inplace": "false"}, "inplace must be true or false"),
+        ("1", {"p": 2.0}, "p must be a number in \\[0, 1\\]"),
+        ("1", {"p": 0.1, "colour": 1}, "no argument 'colour'"),
+        ("3", {"start_dim": 1, "end_dim": 99}, "end_dim must be"),
+    ],
+)
+def test_torch_module_arguments_are_checked_at_load(tmp_path, child, args, message):
+    path = user_file(tmp_path)
+    assert load_packed(path)[4].dim == -1
+    edited = rewrite(path, tmp_path / "edited.safetensors", edit_tree=_set(["children", child, "args"], args))
+    with pytest.raises(CheckpointError, match=message):
+        load_packed(edited)
+
+
+@pytest.mark.parametrize(
+    "module", [nn.Softmax(dim=7), nn.AdaptiveAvgPool1d(10**7), nn.MaxPool2d(2, return_indices=True)], ids=repr
+)
+def test_a_module_that_could_not_be_loaded_back_is_refused_on_save(tmp_path, module):
+    with pytest.raises(ValueError, match="could not be loaded back"):
+        save_packed(nn.Sequential(PackedLinear(4, 3), module), tmp_path / "m.safetensors")
+    assert not list(tmp_path.iterdir())
+
+
+EXAMPLE_ARGS = {
+    "AdaptiveAvgPool1d": {"output_size": 1}, "AdaptiveAvgPool2d": {"output_size": 1},
+    "AdaptiveMaxPool2d": {"output_size": 1}, "MaxPool1d": {"kernel_size": 2}, "MaxPool2d": {"kernel_size": 2},
+    "AvgPool1d": {"kernel_size": 2}, "AvgPool2d": {"kernel_size": 2}, "Unflatten": {"dim": 1, "unflattened_size": (2, 2)},
+}  # fmt: skip
+
+
+def test_every_allowed_torch_module_has_a_rule_for_each_argument():
+    """The allow-list covers exactly the constructor arguments (a new torch argument is not let through unchecked)."""
+    import inspect
+
+    from binedu.stored_args import ARG_RULES
+
+    for name, cls in checkpoint_module.TORCH_MODULES.items():
+        params = inspect.signature(cls.__init__).parameters.items()
+        names = {k for k, p in params if k != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        assert names == set(ARG_RULES[name]), name
+        example = cls(**EXAMPLE_ARGS.get(name, {}))
+        assert checkpoint_module._describe(example, name)[0] == name  # its stored arguments pass the rules
+
+
+def test_a_zero_width_configuration_cannot_be_made():
+    """So no training checkpoint or packed file can hold one (issue 22, item 10)."""
+    with pytest.raises(ValueError, match="widths must hold positive integers"):
+        ImageClassifier.from_config("tiny", widths=((16, 0), (32,)))
+    with pytest.raises(ValueError, match="dense_units"):
+        ImageClassifier.from_config("tiny", dense_units=(0,))
+    with pytest.raises(ValueError, match="binary must be true or false"):
+        LanguageModel.from_config("tiny", binary="false")
+
+
+@pytest.mark.parametrize(
+    "name, data, kind",
+    [
+        ("png", None, "a PNG image"),
+        ("torch.save", None, "a zip archive"),
+        ("pickle", pickle.dumps({"a": 1}, protocol=4), "a Python pickle"),
+        ("text", b"hello, this is a text file\n" * 4, "a text file"),
+    ],
+)
+def test_a_file_of_another_kind_is_named(tmp_path, name, data, kind):
+    """A PNG or a torch.save file was called "truncated or corrupted" (issue 22)."""
+    path = tmp_path / name
+    if name == "png":
+        from PIL import Image
+
+        Image.new("RGB", (8, 8)).save(path, format="PNG")
+    elif name == "torch.save":
+        torch.save({"w": torch.ones(3)}, path)
+    else:
+        path.write_bytes(data)
+    with pytest.raises(CheckpointError, match=f"is not a binedu packed checkpoint: it is {kind}"):
+        load_packed(path)
+
+
+def test_a_training_checkpoint_whose_configuration_has_a_zero_width_is_refused(tmp_path):
+    """It evaluated (and packed into a file that crashed) on the second edition (issue 22, item 10)."""
+    from binedu.config import ImageConfig
+    from binedu.train_checkpoint import TrainingCheckpointError, load_trained_model, save_training_checkpoint
+
+    config = ImageConfig(
+        in_channels=1, num_classes=3, image_size=4, widths=((4,), (4,)), dense_units=(8,), dropout=(0.1,)
+    )
+    path = save_training_checkpoint(tmp_path / "t.safetensors", ImageClassifier(config))
+    header, data = read_raw(path)
+    document = json.loads(header["__metadata__"]["document"])
+    document["config"]["widths"] = [[0], [4]]
+    text = json.dumps(document)
+    header["__metadata__"] |= {"document": text, "document_sha256": hashlib.sha256(text.encode()).hexdigest()}
+    with pytest.raises(TrainingCheckpointError, match="widths must hold positive integers"):
+        load_trained_model(write_raw(tmp_path / "zero.safetensors", header, data))
+
+
+ARG_VALUES = (
+    st.none()
+    | st.booleans()
+    | st.integers(-6, 300)
+    | st.sampled_from([0.0, 0.5, 1.0, 2.0, float("nan"), "none", "tanh", "false", 10**7])
+    | st.tuples(st.integers(-1, 300), st.integers(-1, 300))
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_what_the_rules_accept_builds_saves_and_loads_back_the_same(tmp_path, data):
+    """The law of the allow-list: any arguments it accepts construct the module, and a
+    file holding it loads back to the same description; whatever it refuses is a ValueError."""
+    import inspect
+
+    from binedu.stored_args import ARG_RULES, check_args
+
+    kind = data.draw(st.sampled_from(sorted(checkpoint_module.TORCH_MODULES)), label="kind")
+    parameters = inspect.signature(checkpoint_module.TORCH_MODULES[kind].__init__).parameters.values()
+    required = {p.name for p in parameters if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD} - {"self"}
+    names = required | set(data.draw(st.lists(st.sampled_from(sorted(ARG_RULES[kind]) or ["x"]), max_size=4)))
+    args = {name: data.draw(ARG_VALUES, label=name) for name in names}
+    try:
+        check_args(kind, args)
+    except ValueError:
+        return
+    module = checkpoint_module.TORCH_MODULES[kind](**args)
+    path = save_packed(nn.Sequential(PackedLinear(4, 3), module), tmp_path / "m.safetensors")
+    loaded = load_packed(path)
+    assert checkpoint_module._describe(loaded[1], "1") == checkpoint_module._describe(module, "1")
+
+
+def test_lists_for_tuple_fields_still_make_a_configuration():
+    """The stricter checks accept what Python code has always passed (lists), as tuples."""
+    from binedu.config import ImageConfig, LanguageConfig
+
+    config = ImageConfig(widths=[[16, 16], [32]], dense_units=[8], dropout=[0.1])
+    assert config == ImageConfig(widths=((16, 16), (32,)), dense_units=(8,), dropout=(0.1,))
+    assert LanguageConfig(mlp_units=[8]).mlp_units == (8,)

@@ -159,7 +159,7 @@ def test_paper_3x3_model_trains_a_step_on_a_folder_of_images(tmp_path, capsys):
     [
         (["train", "--config", "huge"], 2, "argument --config: invalid choice: 'huge'"),
         (["train", "--model", "language", "--config", "paper-3x3"], 2, "argument --config: 'paper-3x3' is not a language config"),
-        (["report", "--config", "paper-small"], 2, "argument --config: 'paper-small' is not an image config"),
+        (["report", "--model", "image", "--config", "paper-small"], 2, "argument --config: 'paper-small' is not an image config"),
         (["train", "--model", "language", "--data", "digits"], 2, "argument --data: 'digits' does not fit a language model"),
         (["train", "--data", "pydoc"], 2, "argument --data: 'pydoc' does not fit an image model"),
         (["train", "--epochs", "0"], 2, "argument --epochs: must be >= 1, got 0"),

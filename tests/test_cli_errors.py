@@ -101,7 +101,7 @@ def file_size_limit(limit: int):
     return apply
 
 
-# (case, argv from (runs, tmp), exit status, words the one line must contain, preexec)
+# (case, argv from (runs, tmp), exit status, words the one line must contain, preexec); status 0: a warning line
 CASES = [
     ("disk full while writing the checkpoint",
      lambda r, t: [*IMAGE, "--out", str(t / "new")], 1, ["no space left to write", "checkpoint.safetensors"], 8192),
@@ -145,7 +145,66 @@ CASES = [
     ("generate with another run's tokenizer",
      lambda r, t: ["generate", str(r["language"]), "--prompt", "a", "--tokenizer", str(bigger_tokenizer(t))], 1,
      ["tokenizer", "big.json", "checkpoint.safetensors", "vocab_size="], None),
+    # issue 22
+    ("pack -o onto a FIFO (as root, -o /dev/null replaced the device)",
+     lambda r, t: ["pack", str(copy_run(r, "image", t)), "-o", str(fifo(t / "pipe"))], 2,
+     ["argument -o/--output", "is a FIFO", "not be replaced"], None),
+    ("generate --temperature 1e-320",
+     lambda r, t: ["generate", str(r["language"]), "--prompt", "a", "--temperature", "1e-320"], 2,
+     ["argument --temperature", "at least 0.001"], None),
+    ("a tokenizer.json nested 400 KB deep",
+     lambda r, t: ["generate", str(r["language"]), "--prompt", "a", "--tokenizer", str(nested_json(t / "tok.json"))], 1,
+     ["tok.json", "not a tokenizer JSON file", "nested"], None),
+    ("a run.json nested 400 KB deep",
+     lambda r, t: ["evaluate", str(nested_json(copy_run(r, "image", t) / "run.json").parent)], 1,
+     ["run.json", "not valid JSON", "nested"], None),
+    ("evaluate on a folder data set of more classes than the model",
+     lambda r, t: ["evaluate", str(r["image"]), "--data", "folder", "--data-root", str(class_folders(t, 11))], 1,
+     ["folder data has 11 classes", "10 outputs"], None),
+    ("a PNG given as a checkpoint",
+     lambda r, t: ["evaluate", str(png(t / "model.png"))], 1, ["model.png", "it is a PNG image"], None),
+    ("a torch.save file given as a checkpoint",
+     lambda r, t: ["evaluate", str(torch_save(t / "model.pt"))], 1, ["model.pt", "it is a zip archive", "torch.save"], None),
+    ("a PNG given to pack",
+     lambda r, t: ["pack", str(png(t / "model.png"))], 1, ["model.png is a PNG image, not a training checkpoint"], None),
+    ("a FIFO given as a run",
+     lambda r, t: ["evaluate", str(fifo(t / "pipe"))], 1, ["pipe is a FIFO"], None),
+    ("a prompt with characters the tokenizer does not know",
+     lambda r, t: ["generate", str(r["language"]), "--prompt", "émoji 🙂"], 0,
+     ["warning", "does not know", "'🙂' (U+1F642)", "tokenizer.json"], None),
 ]  # fmt: skip
+
+
+def fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def nested_json(path: Path, depth: int = 200_000) -> Path:
+    """A 400 KB JSON document nested ``depth`` levels deep."""
+    path.write_text("[" * depth + "]" * depth)
+    return path
+
+
+def class_folders(tmp: Path, classes: int) -> Path:
+    root = tmp / "classes"
+    for c in range(classes):
+        (root / f"c{c:02d}").mkdir(parents=True)
+        for i in range(2):
+            Image.new("L", (8, 8), 20 * c + i).save(root / f"c{c:02d}" / f"{i}.png")
+    return root
+
+
+def png(path: Path) -> Path:
+    Image.new("RGB", (8, 8), "red").save(path, format="PNG")
+    return path
+
+
+def torch_save(path: Path) -> Path:
+    import torch
+
+    torch.save({"weight": torch.ones(2)}, path)
+    return path
 
 
 def bigger_tokenizer(tmp: Path) -> Path:
@@ -227,3 +286,120 @@ def test_a_terminated_run_leaves_no_temporary_file(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
     assert not [p for p in out.iterdir() if ".tmp" in p.name]
+
+
+# ---------------------------------------------------------------- issue 22, in process
+
+
+@pytest.mark.parametrize(
+    "option, value, words",
+    [("--image-size", "100000", "must be <= 1024"), ("--num-workers", str(10**6), "must be <=")],
+)
+def test_unbounded_training_inputs_get_an_upper_bound(option, value, words, capsys):
+    """A huge --image-size or --num-workers was accepted (and forked without end)."""
+    from binedu.__main__ import build_parser
+
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["train", option, value])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"argument {option}" in err and words in err, err
+    assert build_parser().parse_args(["train", option, "8"]) is not None
+
+
+@pytest.mark.parametrize(
+    "command, module, name",
+    [("evaluate", "binedu.__main__", "evaluate"), ("pack", "binedu.packed", "pack_model"),
+     ("generate", "binedu.generate", "generate")],
+)  # fmt: skip
+def test_a_cpu_out_of_memory_is_one_line(runs, tmp_path, monkeypatch, capsys, command, module, name):
+    """PyTorch's CPU allocator raises a plain RuntimeError, not torch.OutOfMemoryError."""
+    import importlib
+
+    def allocator_fails(*args, **kwargs):
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: "
+            "you tried to allocate 123456789012 bytes."
+        )
+
+    monkeypatch.setattr(importlib.import_module(module), name, allocator_fails)
+    kind = "image" if command != "generate" else "language"
+    argv = [command, str(copy_run(runs, kind, tmp_path))] + (["--prompt", "a"] if command == "generate" else [])
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "out of memory" in err and "--batch-size" in err, err
+
+
+def test_a_failed_write_names_the_users_file_not_the_hidden_temporary(runs, tmp_path, monkeypatch, capsys):
+    run = copy_run(runs, "image", tmp_path)
+    real = os.chmod
+
+    def denied(path, mode, *args, **kwargs):
+        if str(path).endswith(".tmp"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "chmod", denied)
+    assert main(["pack", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{run / 'packed.safetensors'}: Permission denied" in err and ".tmp" not in err, err
+
+
+def test_temporaries_left_by_a_killed_write_are_removed_by_the_next_one(runs, tmp_path):
+    """Only binedu's own names for that file, regular and untouched for an hour, go."""
+    from binedu.io import STALE_AFTER
+
+    run = copy_run(runs, "image", tmp_path)
+    old = [run / ".packed.safetensors.ab12_xyz.tmp", run / ".packed.safetensors.00000000.tmp"]
+    keep = [
+        run / ".packed.safetensors.fresh123.tmp",  # a write in progress
+        run / ".other.safetensors.ab12_xyz.tmp",  # another file's
+        run / "packed.safetensors.ab12_xyz.tmp",  # not a hidden binedu name
+        run / ".packed.safetensors.toolong12.tmp",
+    ]
+    for path in old + keep:
+        path.write_bytes(b"partial")
+    for path in old + keep[1:]:
+        os.utime(path, (0, os.stat(path).st_mtime - STALE_AFTER - 60))
+    os.mkdir(run / ".packed.safetensors.folder12.tmp")
+    os.utime(run / ".packed.safetensors.folder12.tmp", (0, 0))
+    assert main(["pack", str(run)]) == 0
+    assert not any(p.exists() for p in old)
+    assert all(p.exists() for p in keep) and (run / ".packed.safetensors.folder12.tmp").is_dir()
+
+
+def test_atomic_write_never_replaces_a_device_or_fifo(tmp_path):
+    from binedu.io import atomic_write_bytes
+
+    pipe = fifo(tmp_path / "pipe")
+    with pytest.raises(ValueError, match="not a regular file"):
+        atomic_write_bytes(pipe, b"x")
+    assert pipe.is_fifo() and os.listdir(tmp_path) == ["pipe"]
+
+
+def test_report_infers_the_model_from_the_config_name(capsys):
+    """`report --config paper-large` failed unless --model language was given."""
+    assert main(["report", "--config", "paper-large"]) == 0
+    large = capsys.readouterr().out
+    assert main(["report", "--config", "paper-large", "--model", "language"]) == 0
+    assert capsys.readouterr().out == large and "332" in large.replace(",", "")
+    assert main(["report", "--config", "tiny"]) == 0  # in both tables: the image model, as before
+    tiny = capsys.readouterr().out
+    assert main(["report", "--config", "tiny", "--model", "image"]) == 0
+    assert capsys.readouterr().out == tiny
+    assert main(["report", "--config", "tiny", "--model", "language"]) == 0
+    assert capsys.readouterr().out != tiny
+
+
+def test_a_run_json_cannot_ask_for_huge_images(runs, tmp_path, capsys):
+    """The --image-size bound holds for a hand-edited run.json too (the data loader checks it)."""
+    run = edit_run_json(copy_run(runs, "image", tmp_path), lambda j: j | {"data": j["data"] | {"image_size": 100_000}})
+    assert main(["evaluate", str(run), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "image_size must be a positive integer of at most 1024" in err, err
+
+
+def test_a_run_json_cannot_ask_for_longer_sequences_than_the_model_reads(runs, tmp_path, capsys):
+    run = edit_run_json(copy_run(runs, "language", tmp_path), lambda j: j | {"data": j["data"] | {"max_len": 10**9}})
+    assert main(["evaluate", str(run), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "max_len=1000000000" in err and "at most 64 tokens" in err, err

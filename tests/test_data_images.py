@@ -315,3 +315,17 @@ def test_split_helpers():
     assert [labels[i] for i in val].count(1) == 1 and [labels[i] for i in val].count(0) == 2
     subset = balanced_subset(np.arange(15), labels, 4, seed=0)
     assert sorted(labels[i] for i in subset) == [0, 0, 1, 1]
+
+
+def test_a_png_declaring_144_megapixels_is_refused_by_the_header_check(tmp_path):
+    """Under Pillow's error limit (2 x 89 Mpx) it passed verify() and cost 1.2 GB per read (issue 22)."""
+    from binedu.data.images import MAX_PIXELS, verify_images
+
+    big = bomb_png(tmp_path / "big.png", 12000, 12000)
+    assert big.stat().st_size < 1000 and 12000 * 12000 > MAX_PIXELS
+    with pytest.raises(DataError, match="144,000,000 pixels, more than binedu's limit"):
+        verify_images([big], "a test folder")
+    with pytest.raises(DataError, match="big.png"):
+        load_image(big, 8)
+    fine = bomb_png(tmp_path / "fine.png", 4000, 4000)  # 16 Mpx: declared size allowed (pixels cut short)
+    verify_images([fine], "a test folder")

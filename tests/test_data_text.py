@@ -337,3 +337,12 @@ def test_an_empty_validation_file_is_refused_when_the_data_is_built(tmp_path):
 def test_pydoc_without_validation_is_refused():
     with pytest.raises(DataError, match="pydoc: the validation split is empty. val_fraction=0.0"):
         text_data(val_fraction=0.0)
+
+
+def test_unknown_chars_names_what_the_tokenizer_cannot_encode():
+    """What a prompt would lose silently (issue 22): the CLI names these characters."""
+    from binedu.data.tokenizers import unknown_chars
+
+    tok = CharTokenizer.fit(["abc"])
+    assert unknown_chars(tok, "a é b 🙂 é\n") == ["é", "🙂"]
+    assert unknown_chars(tok, "cab ab") == []

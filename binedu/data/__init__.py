@@ -12,6 +12,7 @@ from .fetch import download
 from .images import ImageData, image_data, load_image
 from .text import TextData, text_data
 from .tokenizers import CharTokenizer, Tokenizer, WordPieceTokenizer, load_tokenizer
+from .workers import die_with_parent
 
 __all__ = [
     "DataError",
@@ -26,6 +27,7 @@ __all__ = [
     "load_tokenizer",
     "loader",
     "download",
+    "die_with_parent",
 ]
 
 
@@ -41,8 +43,9 @@ def loader(
 ) -> DataLoader:
     """A DataLoader whose shuffling depends only on ``seed``: the same seed gives the
     same batches on every run. ``num_workers`` processes decode in parallel (Food-101's
-    JPEGs) and stay alive across epochs; ``pin_memory`` (default: when a CUDA GPU is
-    present) speeds up copies to the GPU."""
+    JPEGs) and stay alive across epochs, but never longer than this process
+    (:func:`~binedu.data.workers.die_with_parent`); ``pin_memory`` (default: when a CUDA
+    GPU is present) speeds up copies to the GPU."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     generator = torch.Generator()
@@ -56,4 +59,5 @@ def loader(
         drop_last=drop_last,
         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
         persistent_workers=num_workers > 0,
+        worker_init_fn=die_with_parent if num_workers > 0 else None,
     )

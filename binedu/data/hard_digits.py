@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from .digits import load_digits
-from .images import ImageData, TensorImageDataset, _channel_stats
+from .image_sets import MAX_IMAGE_SIZE, ImageData, TensorImageDataset, _channel_stats
 from .split import balanced_subset, check_fraction, check_limit, stratified_split
 
 __all__ = ["digit_splits", "distort", "HARD_SIZE"]
@@ -99,8 +99,9 @@ def digit_splits(
     if copies < 1:
         raise ValueError(f"copies must be at least 1, got {copies}")
     size = (HARD_SIZE if hard else 8) if image_size is None else image_size
-    if isinstance(size, bool) or not isinstance(size, int) or size < (DIGIT_SIZE if hard else 1):
-        raise ValueError(f"image_size must be an integer >= {DIGIT_SIZE if hard else 1}, got {image_size!r}")
+    low = DIGIT_SIZE if hard else 1
+    if isinstance(size, bool) or not isinstance(size, int) or not low <= size <= MAX_IMAGE_SIZE:
+        raise ValueError(f"image_size must be an integer from {low} to {MAX_IMAGE_SIZE}, got {image_size!r}")
     pixels, target = load_digits()
     images = rearrange(torch.tensor(pixels, dtype=torch.float32) / 16.0, "n h w -> n 1 h w")
     labels = torch.tensor(target, dtype=torch.int64)

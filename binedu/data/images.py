@@ -15,7 +15,8 @@ or validation split raises :class:`DataError` (``val_fraction=0``, one image per
 a data set of one class gets a warning, and every image file's header is opened and
 verified up front (:func:`verify_images`: Pillow reads the format and size without
 decoding the pixels, a few seconds for Food-101's 101,000 files). An unreadable file
-(not an image, empty, a header that claims a decompression bomb) is not skipped: the
+(not an image, empty, a header that claims more than :data:`MAX_PIXELS` pixels) is not
+skipped: the
 ``DataError`` counts them and names the first, so the data set can be repaired rather
 than silently shrunk. A file whose header is fine but whose pixels are cut short is
 found only when it is read, and its ``DataError`` names it too.
@@ -24,8 +25,8 @@ found only when it is read, and its ``DataError`` names it too.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +38,18 @@ from torch.utils.data import Dataset
 from ..metrics import dataset_len
 from .digits import load_digits
 from .errors import DataError, require_dir, require_file
+from .hard_digits import digit_splits
+from .image_sets import MAX_IMAGE_SIZE, ImageData, TensorImageDataset, _channel_stats
 from .split import balanced_subset, check_fraction, check_limit, check_splits, stratified_split
 
 __all__ = ["ImageData", "TensorImageDataset", "ImageFileDataset", "image_data", "load_image", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+MAX_PIXELS = 25_000_000
+"""The most pixels an image file may declare (25 Mpx, a 24-megapixel camera's photo; a
+Food-101 image has at most 512x512). Decoding costs about 3 bytes a pixel and the
+float conversion 12 more: a 420 KB PNG that declares 144 Mpx would cost 1.2 GB per
+read. Pillow's own limit (89 Mpx, an error only above twice that) is far looser."""
 STATS_SAMPLE = 256  # training images read to estimate the per-channel mean and std
 FOOD101_HINT = (
     "Expected the official Food-101 layout: food-101/images/<class>/<id>.jpg and "
@@ -51,44 +59,11 @@ FOOD101_HINT = (
 FOLDER_HINT = "Expected root/<class_name>/*.jpg|*.jpeg|*.png, one folder per class."
 
 
-@dataclass
-class ImageData:
-    """Train and validation sets of one image data set, and what a model needs to know
-    about it. ``mean``/``std`` are the per-channel statistics the images were
-    standardized with."""
-
-    train: Dataset
-    val: Dataset
-    num_classes: int
-    in_channels: int
-    image_size: int
-    class_names: list[str]
-    name: str
-    mean: tuple[float, ...] = ()
-    std: tuple[float, ...] = ()
-    test: Dataset | None = None  # a held-out test split, where the data set has one ("digits-hard")
-
-
-class TensorImageDataset(Dataset):
-    """Images already in memory: ``images`` ``(N, C, H, W)`` float32, ``labels`` ``(N,)``."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        if len(images) != len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        self.images, self.labels = images, labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.images[i], self.labels[i]
-
-
 def load_image(path: str | Path, image_size: int, mode: str = "RGB") -> torch.Tensor:
     """One image file as a float32 ``(C, H, W)`` tensor in [0, 1], resized to
     ``image_size x image_size``; ``mode`` is ``"RGB"`` (3 channels) or ``"L"`` (1)."""
     try:
-        with Image.open(path) as img:
+        with _open_image(path) as img:
             img.draft(mode, (image_size, image_size))  # JPEG: decode at a reduced scale, much faster
             img = img.convert(mode).resize((image_size, image_size), Image.Resampling.BILINEAR)
             pixels = np.asarray(img, dtype=np.float32) / 255.0
@@ -99,6 +74,22 @@ def load_image(path: str | Path, image_size: int, mode: str = "RGB") -> torch.Te
     return torch.from_numpy(rearrange(pixels, "h w c -> c h w").copy())
 
 
+def _open_image(path: str | Path) -> Image.Image:
+    """``Image.open(path)`` (the header only: nothing is decoded), refused with
+    ``DecompressionBombError`` when it declares more than :data:`MAX_PIXELS` pixels.
+    Pillow's own warning for 89-179 Mpx is silenced: binedu's limit is stricter."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        img = Image.open(path)
+    width, height = img.size
+    if width * height > MAX_PIXELS:
+        img.close()
+        raise Image.DecompressionBombError(
+            f"it declares {width}x{height} = {width * height:,} pixels, more than binedu's limit of {MAX_PIXELS:,}"
+        )
+    return img
+
+
 def verify_images(paths: Sequence[Path], what: str) -> None:
     """Open every file's header with Pillow and ``verify()`` it (no pixel is decoded);
     raise one :class:`DataError` that counts the unreadable files of ``what`` and names
@@ -106,7 +97,7 @@ def verify_images(paths: Sequence[Path], what: str) -> None:
     bad = []
     for path in paths:
         try:
-            with Image.open(path) as img:
+            with _open_image(path) as img:
                 img.verify()
         except Exception as err:  # noqa: BLE001 (Pillow raises many types for a broken file)
             bad.append(f"{path} ({type(err).__name__}: {err})")
@@ -152,18 +143,10 @@ class ImageFileDataset(Dataset):
         return (self.raw(i) - self.mean) / self.std, torch.tensor(self.labels[i], dtype=torch.int64)
 
 
-def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of ``(N, C, H, W)`` images (a std of 0 becomes 1)."""
-    flat = rearrange(images, "n c h w -> c (n h w)").double()
-    mean, std = flat.mean(dim=1), flat.std(dim=1)
-    std = torch.where(std > 0, std, torch.ones_like(std))
-    return tuple(mean.tolist()), tuple(std.tolist())
-
-
 def _check_size(image_size: int | None, default: int) -> int:
     size = default if image_size is None else image_size
-    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-        raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= MAX_IMAGE_SIZE:
+        raise ValueError(f"image_size must be a positive integer of at most {MAX_IMAGE_SIZE}, got {image_size!r}")
     return size
 
 
@@ -343,8 +326,6 @@ def image_data(
         if name == "digits":
             data = _digits(_check_size(image_size, 8), val_fraction, seed, limit)
         else:
-            from .hard_digits import digit_splits
-
             data = digit_splits(True, image_size, val_fraction, seed=seed, limit=limit)
         check_splits(name, dataset_len(data.train), dataset_len(data.val), data.num_classes, f"val_fraction={val_fraction}")
         return data

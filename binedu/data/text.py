@@ -11,6 +11,7 @@ padding never counts in loss, accuracy or perplexity.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -18,11 +19,12 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from .errors import DataError, require_dir, require_file
 from .split import check_fraction, check_limit, check_splits, random_split
+from .token_cache import cached_examples
+from .token_dataset import TokenDataset
 from .tokenizers import CharTokenizer, Tokenizer, WordPieceTokenizer, load_tokenizer
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "split_sentences",
     "pydoc_paragraphs",
     "wikitext_paragraphs",
+    "read_wikitext",
     "TEXT_DATASETS",
 ]
 
@@ -64,35 +67,6 @@ class TextData:
     max_len: int
     name: str
     vocab_size: int
-
-
-class TokenDataset(Dataset):
-    """Examples stored as one flat array of ids plus offsets (compact even for
-    WikiText-103); item ``i`` is a LongTensor of ``length`` ids padded with ``pad_id``."""
-
-    def __init__(self, ids: np.ndarray, offsets: np.ndarray, length: int, pad_id: int = 0) -> None:
-        if len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(ids):
-            raise ValueError("offsets must start at 0 and end at len(ids)")
-        if len(offsets) > 1 and int(np.diff(offsets).max()) > length:
-            raise ValueError(f"an example is longer than length={length}")
-        self.ids, self.offsets, self.length, self.pad_id = ids, offsets, length, pad_id
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"example {i} out of range for {len(self)} examples")
-        i %= len(self)
-        piece = torch.from_numpy(self.ids[self.offsets[i] : self.offsets[i + 1]].astype(np.int64))
-        seq = torch.full((self.length,), self.pad_id, dtype=torch.int64)
-        seq[: len(piece)] = piece
-        return seq
-
-    @property
-    def num_tokens(self) -> int:
-        """Ids that are not padding, BOS included."""
-        return len(self.ids)
 
 
 def split_sentences(paragraph: str) -> list[str]:
@@ -205,9 +179,17 @@ def wikitext_paragraphs(path: str | Path, limit: int | None = None) -> list[str]
     are left out; WikiText's number and hyphen markup (``1 @,@ 000``, ``well @-@
     known``) is undone.
     """
-    out = []
+    return read_wikitext(path, limit)[0]
+
+
+def read_wikitext(path: str | Path, limit: int | None = None) -> tuple[list[str], bytes]:
+    """:func:`wikitext_paragraphs` and the SHA-256 digest of the bytes read to make them
+    (the token cache's key: what was read, not what the file holds later)."""
+    out: list[str] = []
+    digest = hashlib.sha256()
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
+            digest.update(raw)
             try:
                 line = raw.decode("utf-8").strip()
             except UnicodeDecodeError as err:
@@ -220,7 +202,7 @@ def wikitext_paragraphs(path: str | Path, limit: int | None = None) -> list[str]
             out.append(_WIKI_MARKUP.sub(r"\1", line))
             if limit is not None and len(out) >= limit:
                 break
-    return out
+    return out, digest.digest()
 
 
 def _wikitext_files(root: str | Path | None, name: str) -> tuple[Path, Path]:
@@ -297,13 +279,15 @@ def text_data(
     if name in ("pydoc", "pydoc-installed"):
         paragraphs = pydoc_paragraphs(installed=name == "pydoc-installed")
         train_idx, val_idx = random_split(len(paragraphs), val_fraction, seed)
-        check_splits(name, len(train_idx), len(val_idx), hint=f"val_fraction={val_fraction} leaves no paragraph for it.")
+        check_splits(
+            name, len(train_idx), len(val_idx), hint=f"val_fraction={val_fraction} leaves no paragraph for it."
+        )
         rng = np.random.default_rng(seed)
         train_p = [paragraphs[i] for i in rng.permutation(train_idx)][:limit]
         val_p = [paragraphs[i] for i in rng.permutation(val_idx)][:limit]
     elif name in ("wikitext-2", "wikitext-103"):
         train_file, val_file = _wikitext_files(root, name)
-        train_p, val_p = wikitext_paragraphs(train_file, limit), wikitext_paragraphs(val_file, limit)
+        (train_p, train_read), (val_p, val_read) = read_wikitext(train_file, limit), read_wikitext(val_file, limit)
         for file, paragraphs in ((train_file, train_p), (val_file, val_p)):
             if not paragraphs:  # found now, not after the first epoch
                 raise DataError(f"{file} holds no text paragraphs: its split would be empty")
@@ -311,11 +295,9 @@ def text_data(
         raise DataError(f"unknown text data set {name!r}; known: {list(TEXT_DATASETS)}")
     tok = _tokenizer(tokenizer, train_p, vocab_size, WORDPIECE_SIZE[name])
     if cache_dir is not None and name.startswith("wikitext"):
-        from .token_cache import cached_examples
-
         train, val = (
-            cached_examples(cache_dir, [file], tok, max_len, limit, partial(build_examples, p, tok, max_len, limit))
-            for file, p in ((train_file, train_p), (val_file, val_p))
+            cached_examples(cache_dir, [read], tok, max_len, limit, partial(build_examples, p, tok, max_len, limit))
+            for read, p in ((train_read, train_p), (val_read, val_p))
         )
     else:
         train = build_examples(train_p, tok, max_len, limit)

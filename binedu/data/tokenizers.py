@@ -19,10 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_write
+from ..tensor_file import parse_json
 from .errors import DataError
 from .merges import learn_merges
 
-__all__ = ["Tokenizer", "CharTokenizer", "WordPieceTokenizer", "load_tokenizer", "tokenizer_from_dict", "pre_tokenize"]
+__all__ = [
+    "Tokenizer",
+    "CharTokenizer",
+    "WordPieceTokenizer",
+    "load_tokenizer",
+    "tokenizer_from_dict",
+    "pre_tokenize",
+    "unknown_chars",
+]
 
 UNKNOWN_CHAR = "\ufffd"  # what CharTokenizer.decode shows for the unknown id
 
@@ -308,7 +317,9 @@ class WordPieceTokenizer(Tokenizer):
             return super().save(path)
         for i, piece in enumerate(self.vocab):
             if "\n" in piece or piece.endswith("\r"):
-                raise ValueError(f"vocab entry {i} ({piece!r}) holds a line break: a vocab.txt cannot store it; save as .json")
+                raise ValueError(
+                    f"vocab entry {i} ({piece!r}) holds a line break: a vocab.txt cannot store it; save as .json"
+                )
             try:
                 piece.encode("utf-8")
             except UnicodeEncodeError:
@@ -330,10 +341,17 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     if path.suffix.lower() == ".txt":
         return WordPieceTokenizer.from_vocab_file(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"{path} is not a tokenizer JSON file: {err}") from err
+        data = parse_json(path.read_bytes())
+    except ValueError as err:  # malformed, or nested too deeply
+        raise DataError(f"{path} is not a tokenizer JSON file: {err}") from None
     return tokenizer_from_dict(data, str(path))
+
+
+def unknown_chars(tokenizer: Tokenizer, text: str) -> list[str]:
+    """The distinct characters of ``text`` (white space aside) that ``tokenizer`` encodes
+    as its unknown id, in order of appearance: what a prompt would lose silently."""
+    seen = dict.fromkeys(c for c in text if not c.isspace())
+    return [c for c in seen if tokenizer.unk_id in tokenizer.encode(c)]
 
 
 def tokenizer_from_dict(data: Any, source: str = "tokenizer") -> Tokenizer:
