@@ -123,7 +123,8 @@ def kernel_threads() -> int:
         return int(wanted)  # type: ignore[call-overload]
     import numba
 
-    return min(int(wanted), numba.config.NUMBA_NUM_THREADS)  # type: ignore[call-overload]
+    pool: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    return min(int(wanted), pool)  # type: ignore[call-overload]
 
 
 def compile_seconds() -> float | None:

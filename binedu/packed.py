@@ -394,7 +394,7 @@ class PackedLinear(PackedLayer):
         if self.method in ("auto", "numba"):  # the compiled kernel, bias, Normalize and activation fused
             out = lut_kernel.packed_linear(
                 x.reshape(-1, self.in_features),
-                self.weight_bits,
+                self.get_buffer("weight_bits"),
                 self.bits("bias"),
                 isinstance(self.norm, Normalize),
                 self.activation,
