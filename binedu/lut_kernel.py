@@ -80,8 +80,25 @@ def _load() -> ModuleType | None:
     except Exception as err:  # a broken install: numba's own import errors are not ImportErrors
         _state["reason"] = f"failed to import ({type(err).__name__}: {err})"
         return None
+    _start_threads()
     _state["module"] = lut_kernel_numba
     return lut_kernel_numba
+
+
+def _start_threads() -> None:
+    """Start numba's thread pool now, and keep torch's thread count.
+
+    numba's OpenMP threading layer shares the OpenMP runtime that torch's CPU kernels
+    run on, and starting its pool sets that runtime's thread count to numba's pool size:
+    a process that had set ``torch.set_num_threads(1)`` would silently run torch on every
+    core. Both then use one set of OpenMP threads, one pool at a time, which is what keeps
+    them from oversubscribing the cores; torch's count is restored here, once."""
+    import numba
+
+    previous = torch.get_num_threads()
+    numba.get_num_threads()  # launches the pool
+    if torch.get_num_threads() != previous:
+        torch.set_num_threads(previous)
 
 
 def available() -> bool:

@@ -242,3 +242,19 @@ def test_compiled_code_is_cached_in_the_user_cache_dir(tmp_path):
     finally:
         for path in [site / "binedu", *(site / "binedu").rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def test_starting_numba_keeps_torch_thread_count():
+    """numba's OpenMP pool shares torch's runtime: starting it must not change the thread
+    count the process set (a fresh process: the pool starts once)."""
+    script = (
+        "import torch; torch.set_num_threads(1)\n"
+        "from binedu.packed import packed_matmul\n"
+        "packed_matmul(torch.randn(1, 16), torch.zeros(2, 3, dtype=torch.uint8), 'numba')\n"
+        "import binedu.lut_kernel as k; assert k.why_unavailable() is None\n"
+        "print(torch.get_num_threads())\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1"]
