@@ -27,6 +27,7 @@ import warnings
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -144,6 +145,12 @@ def kernel_threads() -> int:
     return min(int(wanted), pool)  # type: ignore[call-overload]
 
 
+def _array(t: torch.Tensor) -> np.ndarray:
+    if t.requires_grad:
+        t = t.detach()
+    return (t if t.is_contiguous() else t.contiguous()).numpy()
+
+
 def compile_seconds() -> float | None:
     """Seconds the first kernel call of this process took (compiling, or loading the
     compiled code from numba's cache); ``None`` before it."""
@@ -181,10 +188,10 @@ def packed_linear(
     import numba
 
     numba.set_num_threads(kernel_threads())  # per calling thread: set at every call
-    args = (
-        x.detach().contiguous().numpy(),
-        weight_bits.contiguous().numpy(),
-        _EMPTY if bias is None else bias.detach().contiguous().numpy(),
+    args = (  # views of the same memory: no copy for the contiguous tensors of a packed model
+        _array(x),
+        _array(weight_bits),
+        _EMPTY if bias is None else _array(bias),
         bool(normalize),
         KERNEL_ACTIVATIONS[activation],
         float(eps),
