@@ -102,12 +102,12 @@ def gelu(z: float) -> float:
     return 0.5 * z * (1.0 + math.erf(z * 0.7071067811865476))
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def epilogue(z: np.ndarray, bias: np.ndarray, normalize: bool, activation: int, eps: float) -> None:
     """In place, each row of ``z``: ``+ bias``, then ``Normalize`` (zero mean, unit
     population variance, ``eps`` added to it, Section 3), then the activation."""
     rows, units = z.shape
-    for r in prange(rows):
+    for r in range(rows):  # serial: a few thousand operations per row, and one less parallel loop to compile
         row = z[r]
         if bias.shape[0]:
             for u in range(units):
