@@ -42,9 +42,12 @@ __all__ = [
     "KERNEL_ACTIVATIONS",
 ]
 
-MAX_ROWS = 64
-"""The compiled kernel handles up to this many input rows; more go to the dense product
-(:func:`binedu.packed.dense_matmul`), where a float32 matrix product pays off."""
+MAX_ROWS = 8
+"""``method="auto"`` uses the compiled kernel for up to this many input rows; more go to
+the dense product (:func:`binedu.packed.dense_matmul`). The kernel reads every weight
+byte once per row, while a float32 matrix product reuses each weight across the rows
+with SIMD multiply-adds: measured with ``bench/bench_speed.py`` on a 2-core CPU, the
+kernel wins clearly up to 8 rows of a 4096 x 4096 layer and loses from about 16."""
 
 KERNEL_ACTIVATIONS = {"linear": 0, "relu": 1, "gelu": 2}
 """Activations fused into the kernel's epilogue, by name (codes of
@@ -168,14 +171,13 @@ def packed_linear(
     """``Activation(Normalize(x W + b))`` (Alg. 2) for ``(rows, n_x)`` ``x`` and packed
     ``(ceil(n_x / 8), units)`` ``weight_bits``, by the compiled kernel; ``None`` when it
     cannot run here (numba missing, disabled or failed to compile; CUDA tensors, not
-    float32, more than :data:`MAX_ROWS` rows, an activation not in
-    :data:`KERNEL_ACTIVATIONS`, or autograd recording): the caller then uses the
-    plain-PyTorch path. ``bias`` is the 0/1 float32 bias, or ``None``."""
+    float32, an activation not in :data:`KERNEL_ACTIVATIONS`, or autograd recording): the
+    caller then uses the plain-PyTorch path. Any number of rows works; the callers send
+    at most :data:`MAX_ROWS` with ``method="auto"``. ``bias`` is the 0/1 float32 bias, or ``None``."""
     global _compile_seconds
     if (
         x.device.type != "cpu"
         or x.dtype != torch.float32
-        or x.shape[0] > MAX_ROWS
         or activation not in KERNEL_ACTIVATIONS
         or (torch.is_grad_enabled() and x.requires_grad)
     ):

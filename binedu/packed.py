@@ -15,14 +15,15 @@ bits in one of three ways (:func:`packed_matmul`):
   (numba, the optional ``fast`` extra): multiplication-free lookup tables over groups of
   8 input bits, with the bias, the normalization and the activation fused after it
   (:class:`PackedLinear`); fastest for 1 to :data:`binedu.lut_kernel.MAX_ROWS` input
-  rows, because it reads 32x fewer weight bytes than a float32 product;
+  rows, because it reads 32x fewer weight bytes than a float32 product (it takes any
+  number of rows);
 * ``"lut"``: the same lookup tables in plain PyTorch (:func:`lut_matmul`): the readable
   reference, and the fallback where numba is missing or fails to compile;
 * ``"dense"``: unpack a bounded block of units to a 0/1 float matrix and multiply
   (:func:`dense_matmul`); fastest for many rows, where the matrix product is compute-bound.
 
-``"auto"`` (the default) picks ``"numba"`` for up to ``MAX_ROWS`` rows when the compiled
-kernel runs here; without it, ``"lut"`` for at most :data:`LUT_MAX_ROWS` rows and
+``"auto"`` (the default) picks ``"numba"`` for up to ``MAX_ROWS`` (8) rows when the
+compiled kernel runs here, else ``"lut"`` for at most :data:`LUT_MAX_ROWS` rows and
 ``"dense"`` above. The plain-PyTorch LUT kernel is a chain of many small operations, so it
 runs on :data:`LUT_THREADS` thread(s) whatever ``torch.get_num_threads()`` says (see
 :func:`lut_matmul`); the compiled one follows ``torch.get_num_threads()``. Packed models
@@ -210,7 +211,7 @@ def packed_matmul(x: torch.Tensor, weight_bits: torch.Tensor, method: str = "aut
         )
     flat = x.reshape(-1, x.shape[-1])
     out = None
-    if method in ("auto", "numba"):
+    if method == "numba" or method == "auto" and flat.shape[0] <= lut_kernel.MAX_ROWS:
         out = lut_kernel.packed_linear(flat, weight_bits, None, False, "linear", EPS)
         if out is None:
             method = "lut" if flat.shape[0] <= LUT_MAX_ROWS else "dense"
@@ -391,7 +392,9 @@ class PackedLinear(PackedLayer):
                 f"PackedLinear expects inputs with {self.in_features} features in the last "
                 f"axis, got shape {tuple(x.shape)}"
             )
-        if self.method in ("auto", "numba"):  # the compiled kernel, bias, Normalize and activation fused
+        rows = x.numel() // self.in_features
+        if self.method == "numba" or self.method == "auto" and rows <= lut_kernel.MAX_ROWS:
+            # the compiled kernel, with the bias, Normalize and the activation fused after it
             out = lut_kernel.packed_linear(
                 x.reshape(-1, self.in_features),
                 self.get_buffer("weight_bits"),

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import binedu.lut_kernel as lut_kernel
+import binedu.packed as packed_module
 from binedu import BinaryLinear, pack_bits
 from binedu.packed import PackedLinear, lut_matmul, packed_matmul
 from binedu.packed import threads as torch_threads
@@ -83,6 +84,7 @@ def test_fused_epilogue_equals_the_binary_layer(n_x, n_units, rows, activation, 
     for p in binary.parameters():
         torch.nn.init.normal_(p)
     packed = PackedLinear.from_binary(binary)
+    packed.method = "numba"  # every row count, not only auto's few
     x = torch.randn(rows, n_x)
     with torch.no_grad():
         expected = binary(x)
@@ -112,12 +114,19 @@ def test_kernel_threads_follow_torch_and_the_explicit_setting():
         lut_kernel.set_threads(0)
 
 
-def test_inputs_the_kernel_does_not_take_fall_back_to_pytorch():
-    """float64 input, more than MAX_ROWS rows, softmax: the reference path answers."""
+def test_inputs_the_kernel_does_not_take_fall_back_to_pytorch(monkeypatch):
+    """float64 input, softmax: the reference path answers; ``auto`` sends more than
+    MAX_ROWS rows to the dense product, ``numba`` keeps them."""
     w = torch.randint(0, 2, (20, 6))
     bits = pack_bits(w, dim=0)
     x = torch.randn(lut_kernel.MAX_ROWS + 1, 20)
-    assert lut_kernel.packed_linear(x, bits, None, False, "linear", 1e-5) is None
+    calls = []
+    dense = packed_module.dense_matmul
+    monkeypatch.setattr(packed_module, "dense_matmul", lambda *a: calls.append("dense") or dense(*a))
+    torch.testing.assert_close(packed_matmul(x, bits, "auto"), x @ w.float(), rtol=1e-4, atol=1e-4)
+    assert calls == ["dense"]
+    torch.testing.assert_close(packed_matmul(x, bits, "numba"), x @ w.float(), rtol=1e-4, atol=1e-4)
+    assert calls == ["dense"]
     assert lut_kernel.packed_linear(x[:2].double(), bits, None, False, "linear", 1e-5) is None
     assert lut_kernel.packed_linear(x[:2], bits, None, False, "softmax", 1e-5) is None
     torch.testing.assert_close(packed_matmul(x.double(), bits, "numba"), x.double() @ w.double())
