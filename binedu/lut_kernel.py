@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -190,6 +191,8 @@ def packed_linear(
     import numba
 
     numba.set_num_threads(kernel_threads())  # per calling thread: set at every call
+    groups, units = weight_bits.shape
+    out = torch.empty(x.shape[0], units)
     args = (  # views of the same memory: no copy for the contiguous tensors of a packed model
         _array(x),
         _array(weight_bits),
@@ -197,15 +200,32 @@ def packed_linear(
         bool(normalize),
         KERNEL_ACTIVATIONS[activation],
         float(eps),
+        _scratch(x.shape[0] * groups * 256).reshape(x.shape[0], groups, 256),
+        out.numpy(),
     )
     if _compile_seconds is None:
         start = time.perf_counter()
         try:
-            out = module.packed_linear(*args)
+            module.packed_linear(*args)
         except Exception as err:  # numba's typing/lowering errors on an unusual platform
             _fall_back(f"failed to compile the kernel ({type(err).__name__}: {str(err).splitlines()[0]})")
             return None
         _compile_seconds = time.perf_counter() - start
     else:
-        out = module.packed_linear(*args)
-    return torch.from_numpy(out)
+        module.packed_linear(*args)
+    return out
+
+
+_local = threading.local()
+
+
+def _scratch(size: int) -> np.ndarray:
+    """``size`` float32 of memory for the lookup tables, kept from call to call (one
+    buffer per calling thread, grown when a layer needs more): a fresh table of a wide
+    layer (512 KiB for 4096 inputs) would otherwise be new memory, page faults included,
+    in every call."""
+    buffer = getattr(_local, "tables", None)
+    if buffer is None or buffer.shape[0] < size:
+        buffer = np.empty(max(size, 1), dtype=np.float32)
+        _local.tables = buffer
+    return buffer[:size]

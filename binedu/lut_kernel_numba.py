@@ -41,14 +41,15 @@ LINEAR, RELU, GELU = 0, 1, 2
 
 
 @njit(cache=True)
-def subset_tables(x: np.ndarray, groups: int) -> np.ndarray:
-    """``T[r, g, v]``: the sum of ``x[r, 8g + j]`` over the bits ``j`` set in byte ``v``.
+def subset_tables(x: np.ndarray, table: np.ndarray) -> None:
+    """``T[r, g, v]``, into ``table`` ``(rows, groups, 256)``: the sum of ``x[r, 8g + j]``
+    over the bits ``j`` set in byte ``v``.
 
     ``T[r, g, v + 2**j] = T[r, g, v] + x[r, 8g + j]`` for ``v < 2**j``: each of the 256
     subset sums of a group with one addition. Inputs past ``n_x`` count as 0 (the last
     group of a layer whose ``n_x`` is not a multiple of 8 is padded with zero bits)."""
     rows, n_x = x.shape
-    table = np.empty((rows, groups, 256), dtype=np.float32)
+    groups = table.shape[1]
     for r in range(rows):
         for g in range(groups):
             t = table[r, g]
@@ -59,7 +60,6 @@ def subset_tables(x: np.ndarray, groups: int) -> np.ndarray:
                 size = 1 << j
                 for v in range(size):
                     t[size + v] = t[v] + xj
-    return table
 
 
 @njit(parallel=True, cache=True)
@@ -133,11 +133,20 @@ def epilogue(z: np.ndarray, bias: np.ndarray, normalize: bool, activation: int, 
 
 
 @njit(cache=True)
-def packed_linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, normalize: bool, activation: int, eps: float) -> np.ndarray:
-    """``Activation(Normalize(x W + b))`` (Alg. 2) for ``x`` of shape ``(rows, n_x)`` and
-    the packed ``(ceil(n_x / 8), units)`` weight bytes: the tables, the lookups, then the
-    :func:`epilogue`. An empty ``bias`` adds nothing."""
-    out = np.empty((x.shape[0], weight.shape[1]), dtype=np.float32)
-    lookup(subset_tables(x, weight.shape[0]), weight, out)
+def packed_linear(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    normalize: bool,
+    activation: int,
+    eps: float,
+    table: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """``out = Activation(Normalize(x W + b))`` (Alg. 2) for ``x`` of shape ``(rows, n_x)``
+    and the packed ``(ceil(n_x / 8), units)`` weight bytes: the tables (into ``table``,
+    ``(rows, groups, 256)``, scratch memory the caller reuses from call to call), the
+    lookups, then the :func:`epilogue`. An empty ``bias`` adds nothing."""
+    subset_tables(x, table)
+    lookup(table, weight, out)
     epilogue(out, bias, normalize, activation, eps)
-    return out
