@@ -97,7 +97,9 @@ def test_generate_child_measures_each_contender_on_the_tiny_model(tmp_path, monk
     r = bench_generate.child(
         "packed (numba)", files["packed"], "tiny", 1, prompt_len=4, new_tokens=3, repeats=1, what="memory"
     )
-    assert r["peak"] is None or r["peak"] >= 0
+    # peak above the baseline; in this (not fresh) process a few pages freed since the
+    # baseline can make the tiny model's peak dip below it
+    assert r["peak"] is None or r["peak"] >= -16 * 4096
     r = bench_generate.child(
         "packed (numba)", files["packed"], "tiny", 1, prompt_len=4, new_tokens=3, repeats=1, what="profile"
     )
