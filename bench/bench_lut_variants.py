@@ -1,12 +1,14 @@
 """Batch-1 lookup kernels: which plain-PyTorch formulation of ``y = x @ W`` (0/1 ``W``,
-8 bits a byte) could beat float32? The evidence behind issue 11's verdict.
+8 bits a byte) could beat float32? The evidence behind issue 11's verdict, and the
+reason issue 20 compiled the kernel with numba (``bench/bench_speed.py`` times that one).
 
 Every contender computes the same product for one input row from the same bytes
 (``weight_bits``, the ``(n_x / 8, n_units)`` layout of :class:`binedu.packed.PackedLinear`)
 and is checked against :func:`binedu.packed.dense_matmul` before it is timed:
 
 - ``float32``: ``x @ W`` with a float32 ``W``: it streams 4 bytes per weight from memory;
-- ``lut (binedu)``: :func:`binedu.packed.lut_matmul`, the kernel packed models use: the 256
+- ``lut (binedu)``: :func:`binedu.packed.lut_matmul`, the plain-PyTorch reference that packed
+  models fall back to where numba is missing: the 256
   subset sums of each group of 8 inputs, then per byte an ``int64`` index, a ``gather`` and
   a sum;
 - ``lut, index_select int32``: the same tables, but each byte plus its group's offset is

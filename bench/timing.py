@@ -2,12 +2,47 @@
 
 from __future__ import annotations
 
+import os
+import statistics
+import subprocess
 import time
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
+from torch import nn
 
-__all__ = ["best_times", "cache_flusher", "format_table", "verdict"]
+__all__ = ["best_times", "cache_flusher", "format_table", "verdict", "int8_linear", "load_line", "spread", "kernel_name"]
+
+
+def int8_linear(linear: nn.Linear) -> nn.Module:
+    """``linear`` through PyTorch's dynamic int8 quantization (``torch.ao``: int8 weights,
+    inputs quantized on the fly), the usual "make it smaller and faster" baseline."""
+    with warnings.catch_warnings():  # torch.ao.quantization announces its deprecation
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(nn.Sequential(linear), {nn.Linear}, dtype=torch.qint8)[0]
+
+
+def load_line() -> str:
+    """The machine's load, as ``uptime`` prints it (other processes compete for the cores)."""
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return f"load average {os.getloadavg()[0]:.2f}"
+
+
+def spread(values: Sequence[float], worst: Callable[[Sequence[float]], float] = max) -> str:
+    """``"median M, worst W"`` of per-process figures (``worst`` is ``max`` for times and
+    ratios, ``min`` for speeds)."""
+    return f"median {statistics.median(values):.2f}, worst {worst(values):.2f}"
+
+
+def kernel_name() -> str:
+    """Which packed kernel runs in this process: numba, or the PyTorch fallback and why."""
+    from binedu import lut_kernel
+
+    why = lut_kernel.why_unavailable()
+    return "numba" if why is None else f"PyTorch (numba {why})"
 
 
 def cache_flusher(nbytes: int = 64 * 2**20) -> Callable[[], None]:

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
@@ -30,10 +31,19 @@ def causal_attention(
 
     ``k`` and ``v`` may hold more positions than ``q`` (decoding with a
     :class:`~binedu.kv_cache.KVCache`): the queries are then the last positions.
+
+    Without gradients (inference, generation) the causal case runs as one fused
+    ``torch.nn.functional.scaled_dot_product_attention`` call (same result up to float
+    rounding), with no mask at all for a single query, which sees every cached key.
     """
     q, k, v = (rearrange(t, "b t (h d) -> b h t d", h=num_heads) for t in (q, k, v))
+    tq, tk = q.shape[-2], k.shape[-2]
+    if not leaky and not torch.is_grad_enabled():  # inference: the same softmax(Q K^T / sqrt(d)) V, fused
+        # one query (decoding with a cache) sees every key: no mask at all
+        mask = None if tq == 1 else torch.ones(tq, tk, dtype=torch.bool, device=q.device).tril(tk - tq)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return rearrange(out, "b h t d -> b t (h d)")
     scores = torch.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(q.shape[-1])
-    tq, tk = scores.shape[-2:]
     # query i sits at position tk - tq + i; keys after it are the future
     future = torch.ones(tq, tk, dtype=torch.bool, device=scores.device).triu(tk - tq + 1)
     fill = PAPER_MASK_VALUE if leaky else float("-inf")

@@ -14,24 +14,54 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["KVCache", "LayerCache"]
+__all__ = ["KVCache", "LayerCache", "CHUNK"]
+
+
+CHUNK = 16
+"""Positions a :class:`LayerCache` grows by at a time."""
 
 
 class LayerCache:
     """Keys and values of one attention layer, ``(batch, positions, embed_dim)`` each
-    (heads not yet split), for the positions seen so far."""
+    (heads not yet split), for the positions seen so far.
+
+    They live in buffers that grow :data:`CHUNK` positions at a time: appending one
+    decoded position writes it in place, instead of copying every earlier one into a
+    freshly allocated tensor at every step (the buffers hold at most ``CHUNK - 1``
+    positions more than seen)."""
 
     def __init__(self) -> None:
-        self.keys: torch.Tensor | None = None
-        self.values: torch.Tensor | None = None
+        self._keys: torch.Tensor | None = None
+        self._values: torch.Tensor | None = None
+        self.length = 0
+
+    @property
+    def keys(self) -> torch.Tensor | None:
+        return None if self._keys is None else self._keys[:, : self.length]
+
+    @property
+    def values(self) -> torch.Tensor | None:
+        return None if self._values is None else self._values[:, : self.length]
 
     def extend(self, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Append the new positions' keys and values; return all of them."""
-        if self.keys is not None and self.values is not None:  # set together
-            keys = torch.cat([self.keys, keys], dim=1)
-            values = torch.cat([self.values, values], dim=1)
-        self.keys, self.values = keys, values
-        return keys, values
+        new = keys.shape[1]
+        held = self._keys
+        if held is None or self.length + new > held.shape[1] or held.shape[::2] != keys.shape[::2] or (
+            held.dtype != keys.dtype or held.device != keys.device
+        ):
+            capacity = -(-(self.length + new) // CHUNK) * CHUNK
+            grown_keys = keys.new_empty(keys.shape[0], capacity, keys.shape[2])
+            grown_values = values.new_empty(values.shape[0], capacity, values.shape[2])
+            if held is not None and self._values is not None:
+                grown_keys[:, : self.length] = held[:, : self.length]
+                grown_values[:, : self.length] = self._values[:, : self.length]
+            self._keys, self._values = grown_keys, grown_values
+        assert self._keys is not None and self._values is not None
+        self._keys[:, self.length : self.length + new] = keys
+        self._values[:, self.length : self.length + new] = values
+        self.length += new
+        return self._keys[:, : self.length], self._values[:, : self.length]
 
 
 class KVCache:
@@ -54,5 +84,5 @@ class KVCache:
         return self.layers[index]
 
     def nbytes(self) -> int:
-        """Bytes held by the cached keys and values."""
+        """Bytes of the cached keys and values (the positions seen)."""
         return sum(t.numel() * t.element_size() for c in self.layers for t in (c.keys, c.values) if t is not None)

@@ -9,19 +9,25 @@ paper models and a user's ``nn.Sequential``) is kept, so a packed model is calle
 like the binary one and gives the same outputs (up to float rounding).
 
 Packed layers never rebuild a whole float weight. A dense layer computes ``W x`` from the
-bits in one of two ways (:func:`packed_matmul`):
+bits in one of three ways (:func:`packed_matmul`):
 
-* ``"lut"``: multiplication-free lookup tables over groups of 8 input bits
-  (:func:`lut_matmul`), the way 1-bit inference engines do it; fastest for one or a few
-  input rows (decoding one token at a time), because it reads 32x fewer weight bytes than
-  a float32 matrix-vector product;
+* ``"numba"``: the compiled lookup-table kernel of :mod:`binedu.lut_kernel_numba`
+  (numba, the optional ``fast`` extra): multiplication-free lookup tables over groups of
+  8 input bits, with the bias, the normalization and the activation fused after it
+  (:class:`PackedLinear`); fastest for 1 to :data:`binedu.lut_kernel.MAX_ROWS` input
+  rows, because it reads 32x fewer weight bytes than a float32 product (it takes any
+  number of rows);
+* ``"lut"``: the same lookup tables in plain PyTorch (:func:`lut_matmul`): the readable
+  reference, and the fallback where numba is missing or fails to compile;
 * ``"dense"``: unpack a bounded block of units to a 0/1 float matrix and multiply
   (:func:`dense_matmul`); fastest for many rows, where the matrix product is compute-bound.
 
-``"auto"`` (the default) picks ``"lut"`` for at most :data:`LUT_MAX_ROWS` rows. The LUT
-kernel is a chain of many small operations, so it runs on :data:`LUT_THREADS` thread(s)
-whatever ``torch.get_num_threads()`` says (see :func:`lut_matmul`). Packed models are for
-inference only: they have no parameters and cannot be trained.
+``"auto"`` (the default) picks ``"numba"`` for up to ``MAX_ROWS`` (8) rows when the
+compiled kernel runs here, else ``"lut"`` for at most :data:`LUT_MAX_ROWS` rows and
+``"dense"`` above. The plain-PyTorch LUT kernel is a chain of many small operations, so it
+runs on :data:`LUT_THREADS` thread(s) whatever ``torch.get_num_threads()`` says (see
+:func:`lut_matmul`); the compiled one follows ``torch.get_num_threads()``. Packed models
+are for inference only: they have no parameters and cannot be trained.
 """
 
 from __future__ import annotations
@@ -38,13 +44,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.weak import WeakTensorKeyDictionary
 
+from . import lut_kernel
 from .base import BinaryModule
 from .bits import pack_bits, packed_length, unpack_bits
 from .conv import BinaryConv2d
 from .embedding import BinaryEmbedding, check_tokens
 from .linear import BinaryLinear
 from .model import ConfigModel
-from .normalize import Normalize, make_norm
+from .normalize import EPS, Normalize, make_norm
 from .quantize import quantize
 
 __all__ = [
@@ -69,7 +76,7 @@ __all__ = [
     "threads",
 ]
 
-METHODS = ("auto", "lut", "dense")
+METHODS = ("auto", "numba", "lut", "dense")
 LUT_MAX_ROWS = 4
 """``"auto"`` uses the lookup-table kernel for at most this many input rows: the
 crossover measured with ``bench/bench_speed.py`` on a 2-core CPU (4 to 5 rows)."""
@@ -196,8 +203,8 @@ def dense_matmul(x: torch.Tensor, weight_bits: torch.Tensor, chunk_elements: int
 
 def packed_matmul(x: torch.Tensor, weight_bits: torch.Tensor, method: str = "auto") -> torch.Tensor:
     """``x @ W`` over the last axis of ``x`` (any leading axes) for packed ``W``; ``method``
-    is ``"lut"``, ``"dense"`` or ``"auto"`` (``"lut"`` for at most :data:`LUT_MAX_ROWS`
-    rows)."""
+    is ``"numba"``, ``"lut"``, ``"dense"`` or ``"auto"`` (see the module's docstring).
+    ``"numba"`` where the compiled kernel cannot run falls back like ``"auto"``."""
     if method not in METHODS:
         raise ValueError(f"unknown packed method {method!r}; use one of {METHODS}")
     if packed_length(x.shape[-1]) != weight_bits.shape[0]:
@@ -205,9 +212,13 @@ def packed_matmul(x: torch.Tensor, weight_bits: torch.Tensor, method: str = "aut
             f"{x.shape[-1]} input features do not fit packed weights of {weight_bits.shape[0]} bytes per unit"
         )
     flat = x.reshape(-1, x.shape[-1])
-    if method == "auto":
-        method = "lut" if flat.shape[0] <= LUT_MAX_ROWS else "dense"
-    out = (lut_matmul if method == "lut" else dense_matmul)(flat, weight_bits)
+    out = None
+    if method == "numba" or method == "auto" and flat.shape[0] <= lut_kernel.MAX_ROWS:
+        out = lut_kernel.packed_linear(flat, weight_bits, None, False, "linear", EPS)
+        if out is None:
+            method = "lut" if flat.shape[0] <= LUT_MAX_ROWS else "dense"
+    if out is None:
+        out = (lut_matmul if method == "lut" else dense_matmul)(flat, weight_bits)
     return out.reshape(*x.shape[:-1], weight_bits.shape[1])
 
 
@@ -384,7 +395,20 @@ class PackedLinear(PackedLayer):
                 f"PackedLinear expects inputs with {self.in_features} features in the last "
                 f"axis, got shape {tuple(x.shape)}"
             )
-        z = packed_matmul(x, self.weight_bits, self.method)
+        rows = x.numel() // self.in_features
+        if self.method == "numba" or self.method == "auto" and rows <= lut_kernel.MAX_ROWS:
+            # the compiled kernel, with the bias, Normalize and the activation fused after it
+            out = lut_kernel.packed_linear(
+                x.reshape(-1, self.in_features),
+                self.get_buffer("weight_bits"),
+                self.bits("bias"),
+                isinstance(self.norm, Normalize),
+                self.activation,
+                EPS,
+            )
+            if out is not None:
+                return out.reshape(*x.shape[:-1], self.out_features)
+        z = packed_matmul(x, self.weight_bits, "auto" if self.method == "numba" else self.method)
         z += self.bits("bias", x.dtype)  # in place: z is a fresh tensor, no second copy at peak
         return self.finish(z)
 

@@ -45,9 +45,14 @@ def test_pack_byte_worked_example_and_bad_input():
 
 
 def test_big_endian_packing_is_not_yet(capsys):
-    assert check("06.pack_byte", lambda bits: int("".join(map(str, bits)), 2)) is False
-    out = capsys.readouterr().out
-    assert "expected 1, got 128" in out and "least* significant" in out
+    """A wrong attempt gets a nudge first; the hint that names the bit order comes after a second one."""
+    big_endian = lambda bits: int("".join(map(str, bits)), 2)  # noqa: E731
+    assert check("06.pack_byte", big_endian) is False
+    first = capsys.readouterr().out
+    assert "expected 1, got 128" in first and "Hint 1/2" in first and "least* significant" not in first
+    assert check("06.pack_byte", big_endian) is False
+    second = capsys.readouterr().out
+    assert "Hint 2/2" in second and "least* significant" in second
 
 
 def test_unpack_byte_accepts_a_list_or_a_tensor_but_not_the_wrong_order(capsys):

@@ -60,6 +60,7 @@ _LIBRARY = (
     "binedu.packed.lut_matmul",
     "binedu.packed.dense_matmul",
     "binedu.packed.packed_matmul",
+    "binedu.lut_kernel.packed_linear",  # the compiled kernel a PackedLinear calls
 )
 
 

@@ -1,0 +1,231 @@
+"""Packed dense layers through the compiled lookup-table kernel, when numba is there.
+
+:mod:`binedu.lut_kernel_numba` holds the kernel as readable Python that numba compiles;
+this module decides whether it can run and calls it. numba is optional (the ``fast``
+extra: ``pip install 'binedu[fast]'``). Without it, or if it fails to compile, or when
+``BINEDU_NUMBA=0`` is set, :func:`packed_linear` returns ``None`` and the packed layers
+use the plain-PyTorch kernels of :mod:`binedu.packed` (the reference): the same
+results, slower, with a one-time warning that says why.
+
+Compiled once: numba's on-disk cache (``cache=True``) keeps the machine code between
+processes. It is written to ``$NUMBA_CACHE_DIR`` when that is set, else to a user cache
+directory (``$XDG_CACHE_HOME/binedu/numba``, by default ``~/.cache/binedu/numba``), so it
+works when binedu is installed read-only. numba reads that setting when it is imported,
+so it only takes effect if binedu imports numba first.
+
+Threads: the kernel runs on ``torch.get_num_threads()`` threads (or the count given to
+:func:`set_threads`), never more than numba's pool holds, so a process that set torch to
+one thread runs the kernel on one thread too, and the two pools never run at once.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import torch
+
+__all__ = [
+    "packed_linear",
+    "available",
+    "why_unavailable",
+    "set_threads",
+    "kernel_threads",
+    "cache_dir",
+    "compile_seconds",
+    "MAX_ROWS",
+    "KERNEL_ACTIVATIONS",
+]
+
+MAX_ROWS = 8
+"""``method="auto"`` uses the compiled kernel for up to this many input rows; more go to
+the dense product (:func:`binedu.packed.dense_matmul`). The kernel reads every weight
+byte once per row, while a float32 matrix product reuses each weight across the rows
+with SIMD multiply-adds: measured with ``bench/bench_speed.py`` on a 2-core CPU, the
+kernel wins clearly up to 8 rows of a 4096 x 4096 layer and loses from about 16."""
+
+KERNEL_ACTIVATIONS = {"linear": 0, "relu": 1, "gelu": 2}
+"""Activations fused into the kernel's epilogue, by name (codes of
+:mod:`binedu.lut_kernel_numba`); any other runs after it, in PyTorch."""
+
+_state: dict[str, object] = {"module": None, "reason": None, "warned": False, "threads": None}
+_compile_seconds: float | None = None
+_EMPTY = torch.empty(0).numpy()
+
+
+def cache_dir() -> Path:
+    """Where numba caches the compiled kernel: ``$NUMBA_CACHE_DIR`` if set, else
+    ``$XDG_CACHE_HOME/binedu/numba`` (``~/.cache/binedu/numba`` by default)."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return Path(os.environ["NUMBA_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "binedu" / "numba"
+
+
+def _load() -> ModuleType | None:
+    """Import the numba kernel (once); on failure remember why."""
+    if _state["module"] is not None or _state["reason"] is not None:
+        return _state["module"]  # type: ignore[return-value]
+    if os.environ.get("BINEDU_NUMBA", "1").strip() == "0":
+        _state["reason"] = "is disabled (BINEDU_NUMBA=0)"
+        return None
+    if "numba" not in sys.modules and not os.environ.get("NUMBA_CACHE_DIR"):
+        os.environ["NUMBA_CACHE_DIR"] = str(cache_dir())  # read once, when numba is imported
+    try:
+        from . import lut_kernel_numba
+    except ImportError as err:
+        _state["reason"] = f"is not installed ({err}; pip install 'binedu[fast]')"
+        return None
+    except Exception as err:  # a broken install: numba's own import errors are not ImportErrors
+        _state["reason"] = f"failed to import ({type(err).__name__}: {err})"
+        return None
+    _start_threads()
+    _state["module"] = lut_kernel_numba
+    return lut_kernel_numba
+
+
+def _start_threads() -> None:
+    """Start numba's thread pool now, and keep torch's thread count.
+
+    numba's OpenMP threading layer shares the OpenMP runtime that torch's CPU kernels
+    run on, and starting its pool sets that runtime's thread count to numba's pool size:
+    a process that had set ``torch.set_num_threads(1)`` would silently run torch on every
+    core. Both then use one set of OpenMP threads, one pool at a time, which is what keeps
+    them from oversubscribing the cores; torch's count is restored here, once."""
+    import numba
+
+    previous = torch.get_num_threads()
+    numba.get_num_threads()  # launches the pool
+    if torch.get_num_threads() != previous:
+        torch.set_num_threads(previous)
+
+
+def available() -> bool:
+    """Whether the compiled kernel can run (numba imported; compilation is tried on the
+    first call, see :func:`why_unavailable`)."""
+    return _load() is not None
+
+
+def why_unavailable() -> str | None:
+    """Why the plain-PyTorch kernel runs instead (``None`` while numba is in use)."""
+    _load()
+    return _state["reason"]  # type: ignore[return-value]
+
+
+def _fall_back(reason: str) -> None:
+    _state["module"], _state["reason"] = None, reason
+    if not _state["warned"]:
+        _state["warned"] = True
+        warnings.warn(
+            f"binedu: numba {reason}; packed layers use the plain-PyTorch kernel (same results, slower)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def set_threads(count: int | None) -> None:
+    """Run the kernel on ``count`` threads (``None``: follow ``torch.get_num_threads()``)."""
+    if count is not None and count < 1:
+        raise ValueError(f"the kernel needs at least 1 thread, got {count}")
+    _state["threads"] = count
+
+
+def kernel_threads() -> int:
+    """The threads the kernel will run on: the :func:`set_threads` count or torch's,
+    at most numba's pool size (``NUMBA_NUM_THREADS``, the CPU count by default)."""
+    wanted = _state["threads"] or torch.get_num_threads()
+    module = _load()
+    if module is None:
+        return int(wanted)  # type: ignore[call-overload]
+    import numba
+
+    pool: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    return min(int(wanted), pool)  # type: ignore[call-overload]
+
+
+def _array(t: torch.Tensor) -> np.ndarray:
+    if t.requires_grad:
+        t = t.detach()
+    return (t if t.is_contiguous() else t.contiguous()).numpy()
+
+
+def compile_seconds() -> float | None:
+    """Seconds the first kernel call of this process took (compiling, or loading the
+    compiled code from numba's cache); ``None`` before it."""
+    return _compile_seconds
+
+
+def packed_linear(
+    x: torch.Tensor,
+    weight_bits: torch.Tensor,
+    bias: torch.Tensor | None,
+    normalize: bool,
+    activation: str,
+    eps: float,
+) -> torch.Tensor | None:
+    """``Activation(Normalize(x W + b))`` (Alg. 2) for ``(rows, n_x)`` ``x`` and packed
+    ``(ceil(n_x / 8), units)`` ``weight_bits``, by the compiled kernel; ``None`` when it
+    cannot run here (numba missing, disabled or failed to compile; CUDA tensors, not
+    float32, an activation not in :data:`KERNEL_ACTIVATIONS`, or autograd recording): the
+    caller then uses the plain-PyTorch path. Any number of rows works; the callers send
+    at most :data:`MAX_ROWS` with ``method="auto"``. ``bias`` is the 0/1 float32 bias, or ``None``."""
+    global _compile_seconds
+    if (
+        x.device.type != "cpu"
+        or x.dtype != torch.float32
+        or activation not in KERNEL_ACTIVATIONS
+        or (torch.is_grad_enabled() and x.requires_grad)
+    ):
+        return None
+    module = _load()
+    if module is None:
+        if not _state["warned"]:
+            _fall_back(str(_state["reason"]))
+        return None
+    import numba
+
+    numba.set_num_threads(kernel_threads())  # per calling thread: set at every call
+    groups, units = weight_bits.shape
+    out = torch.empty(x.shape[0], units)
+    args = (  # views of the same memory: no copy for the contiguous tensors of a packed model
+        _array(x),
+        _array(weight_bits),
+        _EMPTY if bias is None else _array(bias),
+        bool(normalize),
+        KERNEL_ACTIVATIONS[activation],
+        float(eps),
+        _scratch(x.shape[0] * groups * 256).reshape(x.shape[0], groups, 256),
+        out.numpy(),
+    )
+    if _compile_seconds is None:
+        start = time.perf_counter()
+        try:
+            module.packed_linear(*args)
+        except Exception as err:  # numba's typing/lowering errors on an unusual platform
+            _fall_back(f"failed to compile the kernel ({type(err).__name__}: {str(err).splitlines()[0]})")
+            return None
+        _compile_seconds = time.perf_counter() - start
+    else:
+        module.packed_linear(*args)
+    return out
+
+
+_local = threading.local()
+
+
+def _scratch(size: int) -> np.ndarray:
+    """``size`` float32 of memory for the lookup tables, kept from call to call (one
+    buffer per calling thread, grown when a layer needs more): a fresh table of a wide
+    layer (512 KiB for 4096 inputs) would otherwise be new memory, page faults included,
+    in every call."""
+    buffer = getattr(_local, "tables", None)
+    if buffer is None or buffer.shape[0] < size:
+        buffer = np.empty(max(size, 1), dtype=np.float32)
+        _local.tables = buffer
+    return buffer[:size]
