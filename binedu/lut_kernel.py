@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -54,7 +55,15 @@ KERNEL_ACTIVATIONS = {"linear": 0, "relu": 1, "gelu": 2}
 """Activations fused into the kernel's epilogue, by name (codes of
 :mod:`binedu.lut_kernel_numba`); any other runs after it, in PyTorch."""
 
-_state: dict[str, object] = {"module": None, "reason": None, "warned": False, "threads": None}
+@dataclass
+class _KernelState:
+    module: ModuleType | None = None  # binedu.lut_kernel_numba, once imported
+    reason: str | None = None  # why the PyTorch kernel runs instead
+    warned: bool = False
+    threads: int | None = None  # set_threads' count (None: torch's)
+
+
+_state = _KernelState()
 _compile_seconds: float | None = None
 _EMPTY = torch.empty(0).numpy()
 
@@ -70,23 +79,23 @@ def cache_dir() -> Path:
 
 def _load() -> ModuleType | None:
     """Import the numba kernel (once); on failure remember why."""
-    if _state["module"] is not None or _state["reason"] is not None:
-        return _state["module"]  # type: ignore[return-value]
+    if _state.module is not None or _state.reason is not None:
+        return _state.module
     if os.environ.get("BINEDU_NUMBA", "1").strip() == "0":
-        _state["reason"] = "is disabled (BINEDU_NUMBA=0)"
+        _state.reason = "is disabled (BINEDU_NUMBA=0)"
         return None
     if "numba" not in sys.modules and not os.environ.get("NUMBA_CACHE_DIR"):
         os.environ["NUMBA_CACHE_DIR"] = str(cache_dir())  # read once, when numba is imported
     try:
         from . import lut_kernel_numba
     except ImportError as err:
-        _state["reason"] = f"is not installed ({err}; pip install 'binedu[fast]')"
+        _state.reason = f"is not installed ({err}; pip install 'binedu[fast]')"
         return None
     except Exception as err:  # a broken install: numba's own import errors are not ImportErrors
-        _state["reason"] = f"failed to import ({type(err).__name__}: {err})"
+        _state.reason = f"failed to import ({type(err).__name__}: {err})"
         return None
     _start_threads()
-    _state["module"] = lut_kernel_numba
+    _state.module = lut_kernel_numba
     return lut_kernel_numba
 
 
@@ -115,13 +124,13 @@ def available() -> bool:
 def why_unavailable() -> str | None:
     """Why the plain-PyTorch kernel runs instead (``None`` while numba is in use)."""
     _load()
-    return _state["reason"]  # type: ignore[return-value]
+    return _state.reason
 
 
 def _fall_back(reason: str) -> None:
-    _state["module"], _state["reason"] = None, reason
-    if not _state["warned"]:
-        _state["warned"] = True
+    _state.module, _state.reason = None, reason
+    if not _state.warned:
+        _state.warned = True
         warnings.warn(
             f"binedu: numba {reason}; packed layers use the plain-PyTorch kernel (same results, slower)",
             RuntimeWarning,
@@ -133,20 +142,20 @@ def set_threads(count: int | None) -> None:
     """Run the kernel on ``count`` threads (``None``: follow ``torch.get_num_threads()``)."""
     if count is not None and count < 1:
         raise ValueError(f"the kernel needs at least 1 thread, got {count}")
-    _state["threads"] = count
+    _state.threads = count
 
 
 def kernel_threads() -> int:
     """The threads the kernel will run on: the :func:`set_threads` count or torch's,
     at most numba's pool size (``NUMBA_NUM_THREADS``, the CPU count by default)."""
-    wanted = _state["threads"] or torch.get_num_threads()
+    wanted = _state.threads or torch.get_num_threads()
     module = _load()
     if module is None:
-        return int(wanted)  # type: ignore[call-overload]
+        return int(wanted)
     import numba
 
-    pool: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
-    return min(int(wanted), pool)  # type: ignore[call-overload]
+    pool: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # numba.config sets it at import
+    return min(int(wanted), pool)
 
 
 def _array(t: torch.Tensor) -> np.ndarray:
@@ -185,8 +194,8 @@ def packed_linear(
         return None
     module = _load()
     if module is None:
-        if not _state["warned"]:
-            _fall_back(str(_state["reason"]))
+        if not _state.warned:
+            _fall_back(str(_state.reason))
         return None
     import numba
 

@@ -139,9 +139,9 @@ def test_a_failing_compile_warns_once_and_falls_back(monkeypatch):
             raise TypeError("no lowering for this CPU\nsecond line")
 
     monkeypatch.setattr(lut_kernel, "_compile_seconds", None)
-    monkeypatch.setitem(lut_kernel._state, "module", Broken)
-    monkeypatch.setitem(lut_kernel._state, "warned", False)
-    monkeypatch.setitem(lut_kernel._state, "reason", None)
+    monkeypatch.setattr(lut_kernel._state, "module", Broken)
+    monkeypatch.setattr(lut_kernel._state, "warned", False)
+    monkeypatch.setattr(lut_kernel._state, "reason", None)
     x, w = torch.randn(2, 12), torch.randint(0, 2, (12, 5))
     with pytest.warns(RuntimeWarning, match=r"numba failed to compile the kernel \(TypeError: no lowering"):
         got = packed_matmul(x, pack_bits(w, dim=0), "numba")
