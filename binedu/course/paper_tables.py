@@ -15,7 +15,7 @@ TABLE5_METRICS = ("train_loss", "val_loss", "train_acc", "val_acc", "train_ppl",
 
 # Table 2: BCVNN (Alg. 7) on Food-101, best value of each metric during training
 # (as printed: the strings keep the paper's digits, e.g. 0.670)
-_PRINTED2 = {
+_PRINTED2: dict[str, tuple[str, ...]] = {
     "float32, 3x3": ("0.0369", "1.37", "0.989", "0.703"),
     "binary, 3x3": ("1.46", "1.55", "0.670", "0.637"),
     "float32, 5x5": ("0.0495", "1.48", "0.986", "0.679"),
@@ -23,7 +23,7 @@ _PRINTED2 = {
 }
 
 # Table 5: BLM (Alg. 8) on WikiText-103, best value of each metric during training
-_PRINTED5 = {
+_PRINTED5: dict[str, tuple[str, ...]] = {
     "float32, small": ("1.35", "1.94", "0.726", "0.664", "3.98", "7.47"),
     "binary, small": ("2.03", "1.99", "0.653", "0.659", "8.08", "7.92"),
     "binary, large": ("1.87", "1.91", "0.666", "0.666", "6.95", "7.47"),
@@ -33,7 +33,7 @@ TABLE2: dict[str, dict[str, float]] = {m: dict(zip(TABLE2_METRICS, map(float, v)
 TABLE5: dict[str, dict[str, float]] = {m: dict(zip(TABLE5_METRICS, map(float, v), strict=True)) for m, v in _PRINTED5.items()}
 
 _TABLES = {2: TABLE2, 5: TABLE5}
-_PRINTED = {2: _PRINTED2, 5: _PRINTED5}
+_PRINTED: dict[int, dict[str, tuple[str, ...]]] = {2: _PRINTED2, 5: _PRINTED5}
 
 
 def _table(number: int) -> dict[str, dict[str, float]]:
