@@ -14,7 +14,8 @@ f-string, and the marker states what both modes share.
 
 Only a small, side-effect free part of Python is allowed: comparisons, ``and`` / ``or`` /
 ``not``, arithmetic, names, constants, subscripts, attributes and calls of ``abs``,
-``min``, ``max``, ``len``, ``round``, ``all``, ``any``, ``float``, ``int`` and ``sum``.
+``min``, ``max``, ``len``, ``round``, ``all``, ``any``, ``float``, ``int``, ``sum`` and
+``str``, and the read-only methods in ``METHODS`` (``.values()``, ``.best(...)``, ...).
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ import re
 import nbformat
 
 MARKER = re.compile(r"<!--\s*quote:\s*(.+?)\s*-->", re.S)
-CALLS = {"abs", "min", "max", "len", "round", "all", "any", "float", "int", "sum"}
+CALLS = {"abs", "min", "max", "len", "round", "all", "any", "float", "int", "sum", "str"}
+METHODS = {"values", "keys", "items", "get", "best", "metric", "item", "mean", "tolist"}  # read-only
 _NODES = (
     ast.Expression, ast.Compare, ast.BoolOp, ast.UnaryOp, ast.BinOp, ast.Name, ast.Constant, ast.Subscript,
     ast.Attribute, ast.Call, ast.Load, ast.And, ast.Or, ast.Not, ast.USub, ast.Add, ast.Sub, ast.Mult, ast.Div,
     ast.Pow, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq, ast.Slice, ast.Tuple, ast.List, ast.GeneratorExp,
-    ast.comprehension, ast.Store, ast.FloorDiv, ast.Mod,
+    ast.comprehension, ast.Store, ast.FloorDiv, ast.Mod, ast.In, ast.NotIn, ast.Is, ast.IsNot,
 )
 
 
@@ -48,8 +50,11 @@ def check_expression(expr: str) -> None:
     for node in ast.walk(tree):
         if not isinstance(node, _NODES):
             raise ValueError(f"quote marker {expr!r} uses {type(node).__name__}, which markers may not")
-        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in CALLS):
-            raise ValueError(f"quote marker {expr!r} calls something other than {sorted(CALLS)}")
+        if isinstance(node, ast.Call) and not (
+            (isinstance(node.func, ast.Name) and node.func.id in CALLS)
+            or (isinstance(node.func, ast.Attribute) and node.func.attr in METHODS)
+        ):
+            raise ValueError(f"quote marker {expr!r} calls something other than {sorted(CALLS)} or .{sorted(METHODS)}()")
         if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
             raise ValueError(f"quote marker {expr!r} reads a private attribute")
 
