@@ -28,7 +28,6 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
-
 from notebook_quotes import check_expression, quote_markers, quote_probe
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -41,7 +40,9 @@ MAX_CPU_SECONDS = 120.0  # "about two minutes on a 2-core CPU" at FAST = True (C
 CELL_TIMEOUT_S = 600
 PROBE_TAG = "binedu-test-probe"
 MODE = os.environ.get("BINEDU_NOTEBOOK_MODE", "fast")
-MAX_OUTPUT_LINES = 60  # a training cell's progress must not spam: one bar, one line per epoch
+MAX_OUTPUT_LINES = 150  # long mode prints one line per epoch: 2 models x 30 epochs in notebook 03
+MAX_BAR_LINES = 4  # tqdm.auto draws a widget in the kernel; text bars in the output would be spam
+BAR_LINE = re.compile(r"\d+%\|")  # "42%|████" of a text progress bar
 
 # Appended to each notebook for the run: reports the kernel's interpreter and peak memory.
 # The peak is VmHWM, the high-water mark of the kernel's own memory: ru_maxrss would not do
@@ -132,6 +133,12 @@ def _output_lines(cell: nbformat.NotebookNode) -> int:
     return sum(o.get("text", "").count("\n") for o in cell.get("outputs", []) if o.output_type == "stream")
 
 
+def _bar_lines(cell: nbformat.NotebookNode) -> int:
+    """Text progress-bar updates a cell printed (each ``\\r`` redraw counts)."""
+    text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.output_type == "stream")
+    return len(BAR_LINE.findall(text))
+
+
 @pytest.fixture
 def kernel_env(monkeypatch, tmp_path):
     """A ``python3`` kernelspec that runs this interpreter, found first (JUPYTER_PATH
@@ -176,8 +183,14 @@ def test_notebook_runs_without_errors(path, kernel_env):
             elif out.output_type == "stream" and out.name == "stderr" and "Traceback" in out.text:
                 problems.append(f"cell {i} printed a traceback:\n{out.text}")
     assert not problems, "\n".join(problems)
-    spam = [f"cell {i}: {_output_lines(c)} lines" for i, c in enumerate(nb.cells) if _output_lines(c) > MAX_OUTPUT_LINES]
+    spam = [f"cell {i}: {_output_lines(c)} lines, {_bar_lines(c)} progress-bar redraws" for i, c in enumerate(nb.cells)
+            if _output_lines(c) > MAX_OUTPUT_LINES or _bar_lines(c) > MAX_BAR_LINES]
     assert not spam, f"cells print too many lines (a progress bar that spams?): {spam}"
+
+    silent = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "progress=True" in c.source
+              and not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in c.outputs)
+              and not _bar_lines(c)]
+    assert not silent, f"training cells with progress=True showed no progress bar: cells {silent}"
 
     quotes_text = "".join(o.get("text", "") for o in nb.cells[-2].outputs if o.output_type == "stream")
     quoted = json.loads(re.search(r"BINEDU_QUOTES (\{.*\})", quotes_text).group(1))
