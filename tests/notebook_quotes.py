@@ -26,13 +26,13 @@ import re
 import nbformat
 
 MARKER = re.compile(r"<!--\s*quote:\s*(.+?)\s*-->", re.S)
-CALLS = {"abs", "min", "max", "len", "round", "all", "any", "float", "int", "sum", "str"}
-METHODS = {"values", "keys", "items", "get", "best", "metric", "item", "mean", "tolist"}  # read-only
+CALLS = {"abs", "min", "max", "len", "round", "all", "any", "float", "int", "sum", "str", "tuple"}
+METHODS = {"values", "keys", "items", "get", "best", "metric", "item", "mean", "tolist", "num_parameters"}  # read-only
 _NODES = (
     ast.Expression, ast.Compare, ast.BoolOp, ast.UnaryOp, ast.BinOp, ast.Name, ast.Constant, ast.Subscript,
     ast.Attribute, ast.Call, ast.Load, ast.And, ast.Or, ast.Not, ast.USub, ast.Add, ast.Sub, ast.Mult, ast.Div,
     ast.Pow, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq, ast.Slice, ast.Tuple, ast.List, ast.GeneratorExp,
-    ast.comprehension, ast.Store, ast.FloorDiv, ast.Mod, ast.In, ast.NotIn, ast.Is, ast.IsNot,
+    ast.comprehension, ast.Store, ast.FloorDiv, ast.Mod, ast.In, ast.NotIn, ast.Is, ast.IsNot, ast.IfExp,
 )
 
 
