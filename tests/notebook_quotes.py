@@ -14,8 +14,9 @@ f-string, and the marker states what both modes share.
 
 Only a small, side-effect free part of Python is allowed: comparisons, ``and`` / ``or`` /
 ``not``, arithmetic, names, constants, subscripts, attributes and calls of ``abs``,
-``min``, ``max``, ``len``, ``round``, ``all``, ``any``, ``float``, ``int``, ``sum`` and
-``str``, and the read-only methods in ``METHODS`` (``.values()``, ``.best(...)``, ...).
+``min``, ``max``, ``len``, ``round``, ``all``, ``any``, ``float``, ``int``, ``sum``,
+``str``, ``tuple`` and two pure functions of binedu (``CALLS``), and the read-only
+methods in ``METHODS`` (``.values()``, ``.best(...)``, ``.norm(...)``, ...).
 """
 
 from __future__ import annotations
@@ -26,13 +27,15 @@ import re
 import nbformat
 
 MARKER = re.compile(r"<!--\s*quote:\s*(.+?)\s*-->", re.S)
-CALLS = {"abs", "min", "max", "len", "round", "all", "any", "float", "int", "sum", "str", "tuple"}
-METHODS = {"values", "keys", "items", "get", "best", "metric", "item", "mean", "tolist", "num_parameters"}  # read-only
+CALLS = {"abs", "min", "max", "len", "round", "all", "any", "float", "int", "sum", "str", "tuple",
+         "bytes_at_bits", "normalized_loss_floor"}  # the last two: pure functions of binedu the notebooks import
+METHODS = {"values", "keys", "items", "get", "best", "metric", "item", "mean", "tolist", "num_parameters",
+           "norm", "std", "min", "max", "sum", "abs", "all", "any", "element_size", "numel"}  # read-only
 _NODES = (
     ast.Expression, ast.Compare, ast.BoolOp, ast.UnaryOp, ast.BinOp, ast.Name, ast.Constant, ast.Subscript,
     ast.Attribute, ast.Call, ast.Load, ast.And, ast.Or, ast.Not, ast.USub, ast.Add, ast.Sub, ast.Mult, ast.Div,
     ast.Pow, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq, ast.Slice, ast.Tuple, ast.List, ast.GeneratorExp,
-    ast.comprehension, ast.Store, ast.FloorDiv, ast.Mod, ast.In, ast.NotIn, ast.Is, ast.IsNot, ast.IfExp,
+    ast.comprehension, ast.Store, ast.FloorDiv, ast.Mod, ast.In, ast.NotIn, ast.Is, ast.IsNot, ast.IfExp, ast.keyword,
 )
 
 
