@@ -1,9 +1,12 @@
 """Quoted numbers in the course's markdown, checked against the run that shows them.
 
-A markdown sentence that quotes what a code cell computed carries a marker right after it,
-invisible in the rendered notebook::
+A markdown cell that quotes what a code cell computed carries a marker for each such
+sentence, invisible in the rendered notebook, at the end of the cell (where it cannot
+split a paragraph)::
 
-    ... about 32 per layer <!-- quote: 25 < growth_per_layer < 40 -->
+    ... grow by a factor of about 32 per layer ...
+
+    <!-- quote: 20 < growth_per_layer < 45 -->
 
 The expression is evaluated in the notebook's kernel after the whole notebook has run,
 over the variables that the code cells printed, so the sentence and the run cannot drift
