@@ -105,8 +105,13 @@ def test_notebook_is_committed_clean_and_follows_the_layout(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_quote_markers_are_well_formed(path):
-    """Every quote marker is a side-effect free expression (checked before any run)."""
-    for cell, expr in quote_markers(nbformat.read(path, as_version=4)):
+    """Every quote marker is a side-effect free expression (checked before any run), at the
+    end of its cell, where it cannot split a paragraph in two."""
+    nb = nbformat.read(path, as_version=4)
+    for i, c in enumerate(nb.cells):
+        body = re.sub(r"(\s*<!--\s*quote:.*?-->)+\s*$", "", c.source, flags=re.S)
+        assert "<!-- quote:" not in body, f"cell {i}: a quote marker inside the text; put it at the end of the cell"
+    for cell, expr in quote_markers(nb):
         try:
             check_expression(expr)
         except ValueError as err:
