@@ -60,3 +60,12 @@ def test_a_notebook_without_tags_is_refused_in_one_line(tmp_path: Path) -> None:
                           capture_output=True, text=True)
     assert done.returncode == 1 and done.stderr.count("\n") == 1 and "plain.ipynb" in done.stderr
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+
+
+@pytest.mark.slow
+def test_execute_puts_the_figures_on_the_slides(tmp_path: Path) -> None:
+    """``--execute`` runs the notebook first (FAST), so its figures reach the deck."""
+    deck = build_deck(ROOT / "notebooks" / "01_why_one_bit.ipynb", tmp_path, execute=True)
+    html = deck.read_text()
+    assert "data:image/png;base64," in html, "no figure on the executed slides"
+    assert "Traceback" not in html
