@@ -104,3 +104,17 @@ def test_kernel_bitmap_colours_the_flipped_bits() -> None:
 def test_bad_settings_are_refused(kwargs: dict) -> None:
     with pytest.raises(ValueError, match="positive"):
         LiveTrainingWidget(**kwargs)
+
+
+def test_what_notebook_02_says_about_the_flip_rate() -> None:
+    """Notebook 02, section 7, tells the student what the widget shows: with its constant
+    learning rate the flip rate does not settle; it levels off at about 1 % of layer 1's
+    kernel bits and about 2 % of layer 2's per step, higher than in the first steps."""
+    widget = LiveTrainingWidget(steps_per_update=400, max_steps=400, seed=0)
+    widget.run_chunk()
+    for name, low, high in (("layer 1", 0.005, 0.02), ("layer 2", 0.01, 0.04)):
+        rates = widget.flip_rates[name]
+        first, late = sum(rates[:50]) / 50, sum(rates[200:]) / 200
+        assert late >= first, f"{name}: the flip rate fell ({first:.2%} -> {late:.2%}); notebook 02 says it does not"
+        assert low <= late <= high, f"{name}: {late:.2%} of the bits flip per step late in the run"
+    assert sum(widget.flip_rates["layer 2"][200:]) > sum(widget.flip_rates["layer 1"][200:])

@@ -186,3 +186,21 @@ def test_plot_measured_sizes_draws_linear_bars_with_their_ratio():
         plot_measured_sizes({"a": 1.0}, title="t", reference="b")
     with pytest.raises(ValueError, match="negative"):
         plot_measured_sizes({"a": -1.0}, title="t")
+
+
+def test_plot_paper_metrics_draws_a_bar_per_model_and_pipeline() -> None:
+    from binedu.course.plots_eval import plot_paper_metrics
+
+    rows = [{"variant": v, "row": r, "loss": loss, "ppl": ppl}
+            for v, base in (("binary", 2.0), ("float32", 1.5))
+            for r, loss, ppl in (("ours", base, math.exp(base)), ("all three", base / 2, 1.1 * math.exp(base / 2)))]
+    fig = plot_paper_metrics(rows)
+    ax = fig.axes[0]
+    assert sorted(round(p.get_height(), 6) for p in ax.patches) == sorted(round(r["ppl"], 6) for r in rows)
+    ticks = [line for line in ax.lines if line.get_label() != "_nolegend_"]
+    assert len(ax.lines) == len(rows)  # one exp(loss) tick per bar
+    assert {round(line.get_ydata()[0], 6) for line in ax.lines} == {round(math.exp(r["loss"]), 6) for r in rows}
+    assert ticks and [t.get_text() for t in ax.get_xticklabels()] == ["ours", "all three"]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="at least one row"):
+        plot_paper_metrics([])

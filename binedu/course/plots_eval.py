@@ -8,6 +8,8 @@ Like :mod:`binedu.course.plots`, every plotting function returns the
 
 from __future__ import annotations
 
+import math
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -27,6 +29,7 @@ __all__ = [
     "plot_digit_predictions",
     "plot_attention",
     "plot_measured_sizes",
+    "plot_paper_metrics",
 ]
 
 
@@ -190,4 +193,31 @@ def plot_measured_sizes(
     ax.set_xlim(0, max(mb) * 1.45 if max(mb) > 0 else 1)
     ax.set_xlabel("MB (10^6 bytes), measured; linear axis")
     ax.set_title(title)
+    return fig
+
+
+def plot_paper_metrics(rows: Sequence[Mapping], ax: Axes | None = None) -> Figure:
+    """The rows of :func:`binedu.paper_metrics.paper_metrics_table` as grouped bars: one
+    group per metric pipeline (row), a bar per model (variant) for its validation
+    perplexity, and a tick at ``exp(loss)``. Linear axis: a perplexity 2x lower is a bar
+    half as tall."""
+    if not rows:
+        raise ValueError("give at least one row of paper_metrics_table")
+    pipelines = list(dict.fromkeys(r["row"] for r in rows))
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    fig, ax = _axes(ax, figsize=(9.0, 4.2))
+    width = 0.8 / len(variants)
+    for k, variant in enumerate(variants):
+        for p, pipeline in enumerate(pipelines):
+            r = next((r for r in rows if r["variant"] == variant and r["row"] == pipeline), None)
+            if r is None:
+                continue
+            x = p + (k - (len(variants) - 1) / 2) * width
+            ax.bar(x, r["ppl"], width * 0.9, color=f"C{k}", label=variant if p == 0 else None)
+            ax.plot([x - width * 0.4, x + width * 0.4], [math.exp(r["loss"])] * 2, color="black", linewidth=1.5,
+                    label="exp(loss)" if p == 0 and k == 0 else None)
+    ax.set_xticks(range(len(pipelines)), [textwrap.fill(p, 18) for p in pipelines], fontsize="small")
+    ax.set_ylabel("validation perplexity (linear axis)")
+    ax.set_title("The same models, measured five ways: lower looks better")
+    ax.legend(fontsize="small")
     return fig
