@@ -1,0 +1,557 @@
+"""Does 1 bit scale? The binary-float32 gap against model size, and recipes that might narrow it.
+
+Built on ``bench/bench_results.py`` (its data, splits, seeds, training recipes, worker
+initialisation and summaries are imported from there). Two tasks, binary and float32 (with
+the learnable normalization, the results table's baseline), four sizes each:
+
+- **language**: the BLM (Alg. 8) of the ``"tiny"`` configuration on the frozen pydoc
+  corpus (characters, ``max_len=64``) at widths :data:`LM_WIDTHS` (``embed_dim``; one
+  attention head per 16 dimensions, an MLP head of ``2 x width``; 2 blocks): about 11 k
+  to 350 k parameters (31x). **Budget rule: the same tokens at every size**,
+  :data:`LM_EPOCHS` passes over the 7,091 training examples (about 2.2 M characters),
+  AdamW with warmup and cosine decay. The validation split of ``text_data`` (held-out
+  paragraphs) is cut in two halves: the first selects the learning rate and the epoch,
+  the second is the **test** split whose loss is reported.
+- **images**: the BCVNN (Alg. 7) ``"tiny-28"`` on digits-hard with every width (and the
+  dense head) times :data:`IMAGE_SCALES`: about 12 k to 750 k parameters (62x). **Budget
+  rule: the same images at every size**, 8 epochs of the 2,338 training images (two
+  distortions per digit), Adam with warmup and cosine decay. The epoch is chosen on
+  validation accuracy and the test accuracy of that epoch is reported.
+
+Learning rates: **a small grid at every size** (three rates per variant, :data:`GRIDS`)
+run with seed 0; the rate with the best validation number (loss for the language model,
+accuracy for images) is then run with the other seeds. Every point has ``--seeds`` (3)
+seeds; binary and float32 are paired by seed.
+
+The gap (language: test-loss ratio binary / float32 and difference; images: float32 minus
+binary test accuracy in points) is summarised per size (mean ± sample sd over seeds) and
+fitted against log10(parameters) by least squares on the per-seed gaps; the slope's 95 %
+interval is a bootstrap that resamples the seeds within every size (2,000 resamples). The
+verdict says "shrinks" or "grows" only when that interval excludes 0.
+
+Recipes (:mod:`binedu.recipes`): ``low-rate-tail`` and ``clip``, each run on the binary
+model at two sizes per task (:data:`RECIPE_SIZES`) with all seeds, at the binary model's
+best rate of the paper recipe at that size (not re-tuned), and compared with that paper
+run seed by seed; also their training time.
+
+Resumable: every finished run is written at once to ``scaling_cache.json`` in ``--out``
+(atomically), and a rerun skips what is cached, so the sweep can run in pieces. Runs go
+in three stages: the grids (seed 0), then the other seeds at the chosen rates, then the
+recipes; an interrupted run resumes with the same command.
+
+Usage::
+
+    python bench/bench_scaling.py --jobs 2      # the sweep (designed for about 60 min on 2 quiet cores)
+    python bench/bench_scaling.py --quick       # a smoke run, under 2 minutes; numbers not meaningful
+    python bench/bench_scaling.py --only lm     # one task
+    python bench/bench_scaling.py --report      # tables and figure from the cache, no training
+
+Writes ``scaling.txt`` (this report), ``scaling.json`` (the points, trends, recipes and
+every run) and ``scaling.png`` (the figure) into ``--out`` (``bench/results``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, Subset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_results import (  # noqa: E402  (the shared pieces of the results table)
+    BASELINE,
+    EPOCHS,
+    IMAGE,
+    IMAGE_VARIANTS,
+    LANGUAGE,
+    LM_RATES,
+    LM_VARIANTS,
+    QUICK,
+    RESULTS,
+    _images,
+    _init,
+    _load,
+    _text,
+    machine,
+    mean_sd,
+)
+
+from binedu import ImageClassifier, LanguageModel, evaluate  # noqa: E402
+from binedu.recipes import apply_recipe  # noqa: E402
+from binedu.train import fit  # noqa: E402
+
+TASKS = ("lm", "images")
+VARIANTS = ("binary", "float32")
+IMAGE_OVERRIDES = {"binary": IMAGE_VARIANTS["binary"], "float32": IMAGE_VARIANTS[BASELINE]}
+LM_WIDTHS = (16, 32, 64, 128)
+"""Language-model widths (``embed_dim``)."""
+IMAGE_SCALES = (0.25, 0.5, 1.0, 2.0)
+"""Factors on every width of ``"tiny-28"`` (1.0 is the results table's model)."""
+SIZES: dict[str, tuple[float, ...]] = {"lm": LM_WIDTHS, "images": IMAGE_SCALES}
+LM_EPOCHS = 5
+"""Language budget: passes over the training text, the same at every size."""
+IMAGE_EPOCHS = EPOCHS["digits-hard"]
+GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
+    "lm": dict(LM_RATES),  # the results table's grids, one step apart per variant
+    "images": {"binary": (1e-3, 3e-3, 1e-2), "float32": (1e-3, 3e-3, 1e-2)},
+}
+RECIPE_SIZES: dict[str, tuple[float, ...]] = {"lm": (32, 64), "images": (0.5, 1.0)}
+TRIALS = ("low-rate-tail", "clip")
+"""The recipes measured against ``"paper"``."""
+SEEDS = 3
+BOOTSTRAP = 2000
+QUICK_SIZES: dict[str, tuple[float, ...]] = {"lm": (8, 16), "images": (0.25, 0.5)}
+CACHE = "scaling_cache.json"
+
+
+# ---------------------------------------------------------------- models and runs
+
+
+def lm_model(width: float, variant: str, vocab_size: int) -> LanguageModel:
+    """The ``"tiny"`` BLM at ``embed_dim=width`` (16 dimensions per head, MLP head 2x)."""
+    d = int(width)
+    return LanguageModel.from_config(
+        "tiny", vocab_size=vocab_size, embed_dim=d, num_heads=max(1, d // 16), mlp_units=(2 * d,), **LM_VARIANTS[variant]
+    )
+
+
+def image_model(scale: float, variant: str, image_size: int = 28) -> ImageClassifier:
+    """``"tiny-28"`` with every convolution width and the dense head times ``scale``."""
+    base = ImageClassifier.configs["tiny-28"]
+    widths = tuple(tuple(max(1, round(c * scale)) for c in block) for block in base.widths)
+    dense = tuple(max(1, round(u * scale)) for u in base.dense_units)
+    return ImageClassifier.from_config(
+        "tiny-28", image_size=image_size, widths=widths, dense_units=dense, **IMAGE_OVERRIDES[variant]
+    )
+
+
+def _lm_splits(quick: bool) -> tuple[Any, Dataset, Dataset, Dataset]:
+    """Train, validation (first half of the held-out paragraphs) and test (second half)."""
+    data, train, held_out = _text(quick)
+    half = len(held_out) // 2
+    return data, train, Subset(held_out, range(half)), Subset(held_out, range(half, len(held_out)))
+
+
+def train_run(task: str, size: float, variant: str, lr: float, recipe: str, seed: int, quick: bool) -> dict[str, Any]:
+    """Train one model under ``recipe``; validation and test after every epoch; the epoch
+    with the best validation number gives the test number."""
+    language = task == "lm"
+    if language:
+        data, train, val, test = _lm_splits(quick)
+        pad = data.tokenizer.pad_id
+        torch.manual_seed(seed)
+        model: torch.nn.Module = lm_model(size, variant, data.vocab_size)
+        epochs, settings = (QUICK["lm_epochs"] if quick else LM_EPOCHS), LANGUAGE
+    else:
+        images = _images("digits-hard", quick)
+        train, val, test, pad = images.train, images.val, images.test, None
+        torch.manual_seed(seed)
+        model = image_model(size, variant, images.image_size)
+        epochs, settings = (QUICK["epochs"] if quick else IMAGE_EPOCHS), IMAGE
+    steps = epochs * math.ceil(len(train) / settings["batch_size"])
+    options = {k: v for k, v in settings.items() if k != "lr"} | apply_recipe(recipe, model, steps, settings["warmup_steps"])
+    curve: list[tuple[dict[str, float], dict[str, float]]] = []
+
+    def on_epoch(record: dict[str, Any]) -> None:
+        curve.append((evaluate(model, val, pad_id=pad), evaluate(model, test, pad_id=pad)))
+
+    start = time.perf_counter()
+    fit(model, train, epochs=epochs, lr=lr, seed=seed, progress=False, on_epoch=on_epoch, **options)
+    seconds = time.perf_counter() - start
+    if language:
+        best = min(range(len(curve)), key=lambda i: (curve[i][0]["loss"], i))
+    else:
+        best = max(range(len(curve)), key=lambda i: (curve[i][0]["acc"], -i))
+    return {
+        "task": task, "size": size, "variant": variant, "lr": lr, "recipe": recipe, "seed": seed,
+        "params": model.num_parameters(), "epochs": epochs, "steps": steps, "epoch": best + 1,
+        "val_loss": curve[best][0]["loss"], "val_acc": curve[best][0]["acc"],
+        "test_loss": curve[best][1]["loss"], "test_acc": curve[best][1]["acc"],
+        "val_curve": [c[0]["loss" if language else "acc"] for c in curve], "seconds": seconds,
+    }  # fmt: skip
+
+
+# ---------------------------------------------------------------- the resumable runner
+
+
+def run_key(task: str, size: float, variant: str, lr: float, recipe: str, seed: int) -> str:
+    return f"{task}|{size:g}|{variant}|{lr:g}|{recipe}|{seed}"
+
+
+def load_cache(path: Path) -> dict[str, dict[str, Any]]:
+    """The cached runs (JSON; an unreadable file is a clear error, never silently lost)."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SystemExit(f"error: cannot read the run cache {path}: {exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise SystemExit(f"error: the run cache {path} is not a JSON object of runs")
+    return data
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomic write: a temporary file in the same folder, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)
+
+
+Job = tuple[str, str, float, str, float, str, int]  # key, task, size, variant, lr, recipe, seed
+
+
+def run_jobs(jobs: list[Job], cache: dict[str, dict], path: Path, workers: int, threads: int, quick: bool) -> None:
+    """Run the jobs not in ``cache``; each result is cached (and the file rewritten) as it finishes."""
+    todo = [j for j in jobs if j[0] not in cache]
+    if not todo:
+        return
+
+    def done(n: int, r: dict[str, Any]) -> None:
+        cache[run_key(r["task"], r["size"], r["variant"], r["lr"], r["recipe"], r["seed"])] = r
+        write_json(path, cache)
+        print(f"[{n}/{len(todo)}] {r['task']} size {r['size']:g} {r['variant']} lr {r['lr']:g} {r['recipe']} "
+              f"seed {r['seed']}: {r['seconds']:.0f} s", file=sys.stderr, flush=True)
+
+    if workers <= 1:
+        _init(threads)
+        for n, (_, *args) in enumerate(todo, start=1):
+            done(n, train_run(*args, quick))  # type: ignore[arg-type]
+        return
+    context = multiprocessing.get_context("spawn")  # as bench_results: no fork of OpenMP threads
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init, initargs=(threads,)) as pool:
+        futures = [pool.submit(train_run, *args, quick) for _, *args in todo]
+        for n, future in enumerate(as_completed(futures), start=1):
+            done(n, future.result())
+
+
+def _job(task: str, size: float, variant: str, lr: float, recipe: str, seed: int) -> Job:
+    return (run_key(task, size, variant, lr, recipe, seed), task, size, variant, lr, recipe, seed)
+
+
+def _score(task: str, run: dict[str, Any]) -> float:
+    """Lower is better: validation loss (language) or minus validation accuracy (images)."""
+    return run["val_loss"] if task == "lm" else -run["val_acc"]
+
+
+def best_rate(cache: dict[str, dict], task: str, size: float, variant: str, grid: tuple[float, ...]) -> float | None:
+    """The grid rate with the best seed-0 validation number (ties: the lower rate), or None
+    while a grid run is missing."""
+    runs = [cache.get(run_key(task, size, variant, lr, "paper", 0)) for lr in grid]
+    if any(r is None for r in runs):
+        return None
+    return min(runs, key=lambda r: (_score(task, r), r["lr"]))["lr"]  # type: ignore[index]
+
+
+def stages(tasks: list[str], sizes: dict[str, tuple[float, ...]], grids: dict[str, dict[str, tuple[float, ...]]],
+           seeds: int, cache: dict[str, dict]) -> list[list[Job]]:
+    """The grid jobs; the other seeds at the chosen rates; the recipes (these two need the grids)."""
+    grid = [_job(t, s, v, lr, "paper", 0) for t in tasks for s in sizes[t] for v in VARIANTS for lr in grids[t][v]]
+    more: list[Job] = []
+    trials: list[Job] = []
+    for t in tasks:
+        for s in sizes[t]:
+            for v in VARIANTS:
+                lr = best_rate(cache, t, s, v, grids[t][v])
+                if lr is None:
+                    continue
+                more += [_job(t, s, v, lr, "paper", seed) for seed in range(1, seeds)]
+                if v == "binary" and s in recipe_sizes(t, sizes):
+                    trials += [_job(t, s, v, lr, r, seed) for r in TRIALS for seed in range(seeds)]
+    return [grid, more, trials]
+
+
+def recipe_sizes(task: str, sizes: dict[str, tuple[float, ...]]) -> tuple[float, ...]:
+    return RECIPE_SIZES[task] if set(RECIPE_SIZES[task]) <= set(sizes[task]) else sizes[task][:2]
+
+
+def _longest_first(jobs: list[Job]) -> list[Job]:
+    return sorted(jobs, key=lambda j: (j[1] != "lm", -j[2]))
+
+
+# ---------------------------------------------------------------- summaries
+
+
+def _point_runs(cache: dict[str, dict], task: str, size: float, variant: str, recipe: str, lr: float) -> dict[int, dict]:
+    return {r["seed"]: r for r in cache.values()
+            if (r["task"], r["size"], r["variant"], r["recipe"], r["lr"]) == (task, size, variant, recipe, lr)}
+
+
+GAPS: dict[str, dict[str, Callable[[dict, dict], float]]] = {
+    "lm": {
+        "loss ratio": lambda b, f: b["test_loss"] / f["test_loss"],
+        "loss difference": lambda b, f: b["test_loss"] - f["test_loss"],
+    },
+    "images": {"accuracy points": lambda b, f: 100 * (f["test_acc"] - b["test_acc"])},
+}
+"""The gap measures, from a binary and a float32 run of the same seed."""
+
+
+def points(cache: dict[str, dict], task: str, sizes: tuple[float, ...], grids: dict[str, tuple[float, ...]]) -> list[dict]:
+    """One row per size with both variants at their chosen rates and the per-seed gaps."""
+    rows = []
+    for size in sizes:
+        rates = {v: best_rate(cache, task, size, v, grids[v]) for v in VARIANTS}
+        if None in rates.values():
+            continue
+        b = _point_runs(cache, task, size, "binary", "paper", rates["binary"])  # type: ignore[arg-type]
+        f = _point_runs(cache, task, size, "float32", "paper", rates["float32"])  # type: ignore[arg-type]
+        seeds = sorted(set(b) & set(f))
+        metric = "test_loss" if task == "lm" else "test_acc"
+        rows.append({
+            "task": task, "size": size, "params": b[0]["params"], "params_float32": f[0]["params"],
+            "lr": rates, "seeds": seeds,
+            "binary": [b[s][metric] for s in seeds], "float32": [f[s][metric] for s in seeds],
+            "gaps": {name: [g(b[s], f[s]) for s in seeds] for name, g in GAPS[task].items()},
+        })  # fmt: skip
+    return rows
+
+
+def slope(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of ``ys`` on ``xs``."""
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx else math.nan
+
+
+def trend(rows: list[dict], gap: str, resamples: int = BOOTSTRAP, seed: int = 0) -> dict[str, Any]:
+    """Slope of the gap per decade of parameters (per-seed gaps against log10 params) with a
+    95 % bootstrap interval that resamples seeds within every size, and the verdict."""
+    data = [(math.log10(r["params"]), r["gaps"][gap]) for r in rows if r["gaps"][gap]]
+    if len({x for x, _ in data}) < 2:
+        return {"gap": gap, "slope": math.nan, "low": math.nan, "high": math.nan, "verdict": "too few sizes"}
+    xs = [x for x, g in data for _ in g]
+    ys = [v for _, g in data for v in g]
+    rng = random.Random(seed)
+    boot = []
+    for _ in range(resamples):
+        bx, by = [], []
+        for x, g in data:
+            draw = rng.choices(g, k=len(g))
+            bx += [x] * len(g)
+            by += draw
+        boot.append(slope(bx, by))
+    boot.sort()
+    low, high = boot[int(0.025 * (resamples - 1))], boot[int(0.975 * (resamples - 1))]
+    fitted = slope(xs, ys)
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    if low > 0:
+        verdict = "grows with size (95 % interval above 0)"
+    elif high < 0:
+        verdict = "shrinks with size (95 % interval below 0)"
+    else:
+        verdict = "cannot be told apart from flat (95 % interval contains 0)"
+    return {"gap": gap, "slope": fitted, "intercept": my - fitted * mx, "low": low, "high": high, "verdict": verdict,
+            "n": len(ys), "log10_params": [min(xs), max(xs)]}
+
+
+def recipe_rows(cache: dict[str, dict], task: str, sizes: tuple[float, ...], grid: tuple[float, ...]) -> list[dict]:
+    """Each recipe against the paper recipe on the binary model, paired by seed."""
+    rows = []
+    metric = "test_loss" if task == "lm" else "test_acc"
+    for size in sizes:
+        lr = best_rate(cache, task, size, "binary", grid)
+        if lr is None:
+            continue
+        paper = _point_runs(cache, task, size, "binary", "paper", lr)
+        for name in TRIALS:
+            trial = _point_runs(cache, task, size, "binary", name, lr)
+            seeds = sorted(set(paper) & set(trial))
+            if not seeds:
+                continue
+            sign = 1.0 if task == "lm" else 100.0  # accuracy in points
+            rows.append({
+                "task": task, "size": size, "recipe": name, "lr": lr, "seeds": seeds, "params": paper[seeds[0]]["params"],
+                "paper": [paper[s][metric] for s in seeds], "recipe_values": [trial[s][metric] for s in seeds],
+                "change": [sign * (trial[s][metric] - paper[s][metric]) for s in seeds],
+                "time_ratio": [trial[s]["seconds"] / paper[s]["seconds"] for s in seeds],
+            })  # fmt: skip
+    return rows
+
+
+def _fmt(values: list[float], digits: int) -> str:
+    return mean_sd(values, digits) if values else "-"
+
+
+def point_table(rows: list[dict]) -> str:
+    lines = ["| task | size | params (binary) | lr binary / float32 | binary | float32 | gap | seeds |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lm = r["task"] == "lm"
+        what = "test loss" if lm else "test acc"
+        gap = (f"ratio {_fmt(r['gaps']['loss ratio'], 3)}; diff {_fmt(r['gaps']['loss difference'], 3)}" if lm
+               else f"{_fmt(r['gaps']['accuracy points'], 1)} points")
+        size = f"width {r['size']:g}" if lm else f"x{r['size']:g}"
+        lines.append(f"| {'language' if lm else 'digits-hard'} | {size} | {r['params']:,} | {r['lr']['binary']:g} / "
+                     f"{r['lr']['float32']:g} | {what} {_fmt(r['binary'], 3)} | {_fmt(r['float32'], 3)} | {gap} "
+                     f"| {len(r['seeds'])} |")
+    return "\n".join(lines)
+
+
+def recipe_table(rows: list[dict]) -> str:
+    lines = ["| task | size | recipe | binary, paper recipe | binary, this recipe | change (paired) | time vs paper | seeds |",
+             "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lm = r["task"] == "lm"
+        unit = "test loss (lower is better)" if lm else "points of test accuracy (higher is better)"
+        digits = 3 if lm else 3
+        lines.append(f"| {'language' if lm else 'digits-hard'} | {r['size']:g} | {r['recipe']} | {_fmt(r['paper'], digits)} "
+                     f"| {_fmt(r['recipe_values'], digits)} | {_fmt(r['change'], 3 if lm else 1)} {unit} "
+                     f"| {statistics.fmean(r['time_ratio']):.2f}x | {len(r['seeds'])} |")
+    return "\n".join(lines)
+
+
+def recipe_verdict(r: dict) -> str:
+    """Helps / hurts only when every seed agrees and the mean is beyond one sd; else no clear effect."""
+    better = [-c for c in r["change"]] if r["task"] == "lm" else list(r["change"])
+    mean = statistics.fmean(better)
+    sd = statistics.stdev(better) if len(better) > 1 else math.inf
+    if all(b > 0 for b in better) and mean > sd:
+        return "helps"
+    if all(b < 0 for b in better) and -mean > sd:
+        return "hurts"
+    return "no clear effect"
+
+
+def plot(rows: list[dict], trends: dict[str, dict], path: Path) -> Path:
+    """Three panels: language loss ratio, language loss difference, image accuracy gap, each
+    against parameters (log axis) with mean ± sd over seeds and the fitted trend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("lm", "loss ratio", "test-loss ratio binary / float32"),
+              ("lm", "loss difference", "test-loss difference (nats/char)"),
+              ("images", "accuracy points", "float32 - binary test accuracy (points)")]
+    fig, axes = plt.subplots(1, 3, figsize=(12.8, 4.0), dpi=100)
+    for ax, (task, gap, label) in zip(axes, panels, strict=True):
+        rs = [r for r in rows if r["task"] == task and r["gaps"][gap]]
+        if rs:
+            xs = [r["params"] for r in rs]
+            ms = [statistics.fmean(r["gaps"][gap]) for r in rs]
+            sds = [statistics.stdev(r["gaps"][gap]) if len(r["gaps"][gap]) > 1 else 0.0 for r in rs]
+            ax.errorbar(xs, ms, yerr=sds, fmt="o", capsize=4, color="tab:blue", label="mean ± sd over seeds")
+            for r in rs:
+                ax.plot([r["params"]] * len(r["gaps"][gap]), r["gaps"][gap], ".", color="tab:gray", alpha=0.6)
+            t = trends.get(f"{task}: {gap}")
+            if t and math.isfinite(t["slope"]):
+                lo, hi = min(xs), max(xs)
+                grid = [lo * (hi / lo) ** (i / 20) for i in range(21)]
+                fit_y = [t["intercept"] + t["slope"] * math.log10(x) for x in grid]
+                ax.plot(grid, fit_y, "-", color="tab:orange",
+                        label=f"fit: {t['slope']:+.3g} per decade [{t['low']:+.3g}, {t['high']:+.3g}]")
+        ax.axhline(1.0 if gap == "loss ratio" else 0.0, color="black", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set(xlabel="parameters (binary model)", ylabel=label, title="language (pydoc)" if task == "lm" else "digits-hard")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.suptitle("Does 1 bit scale? The binary-float32 gap against model size (same budget at every size)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def remaining(tasks: list[str], sizes: dict, grids: dict, seeds: int, cache: dict[str, dict]) -> int:
+    """Runs of the full plan not cached yet (the later stages counted once the grids are in)."""
+    return sum(1 for stage in stages(tasks, sizes, grids, seeds, cache) for j in stage if j[0] not in cache)
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="two tiny sizes, tiny data, 2 seeds: checks the script runs")
+    parser.add_argument("--only", choices=TASKS, action="append", help="run only this task (repeatable)")
+    parser.add_argument("--seeds", type=int, help=f"seeds per point (default {SEEDS}; quick 2)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="runs in parallel processes")
+    parser.add_argument("--report", action="store_true", help="no training: tables and figure from the cache")
+    parser.add_argument("--out", help="folder for the cache, scaling.txt/.json/.png (default bench/results; quick: a new temporary folder)")
+    args = parser.parse_args(argv)
+    if args.threads < 1 or args.jobs < 1:
+        parser.error("--threads and --jobs must be >= 1")
+    seeds = args.seeds or (2 if args.quick else SEEDS)
+    if seeds < 2:
+        parser.error("--seeds must be >= 2 (the gap's spread needs two)")
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="scaling-quick-")) if args.quick else RESULTS
+    tasks = [t for t in TASKS if not args.only or t in args.only]
+    sizes = QUICK_SIZES if args.quick else SIZES
+    grids = {t: {v: g[:2] for v, g in gs.items()} for t, gs in GRIDS.items()} if args.quick else GRIDS
+    cache_path = out / CACHE
+    cache = load_cache(cache_path)
+
+    load_before, start = _load(), time.perf_counter()
+    if not args.report:
+        for n in range(3):  # later stages are planned from the finished earlier ones
+            stage = stages(tasks, sizes, grids, seeds, cache)[n]
+            run_jobs(_longest_first(stage), cache, cache_path, args.jobs, args.threads, args.quick)
+    total = time.perf_counter() - start
+
+    rows = [r for t in tasks for r in points(cache, t, sizes[t], grids[t])]
+    trends = {f"{t}: {g}": trend([r for r in rows if r["task"] == t], g) for t in tasks for g in GAPS[t]}
+    recipes = [r for t in tasks for r in recipe_rows(cache, t, recipe_sizes(t, sizes), grids[t]["binary"])]
+    for r in recipes:
+        r["verdict"] = recipe_verdict(r)
+    left = remaining(tasks, sizes, grids, seeds, cache)
+    figure = plot(rows, trends, out / "scaling.png")
+
+    command = "python bench/bench_scaling.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    lines = [
+        f"command: {command.strip()}",
+        f"machine: {machine()}",
+        f"threads per run: {args.threads}, parallel runs: {args.jobs}; load average before {load_before}, after {_load()}",
+        f"budget rule: language {QUICK['lm_epochs'] if args.quick else LM_EPOCHS} epochs of the pydoc training text at every "
+        f"width, {LANGUAGE}; images {QUICK['epochs'] if args.quick else IMAGE_EPOCHS} epochs of digits-hard at every scale, "
+        f"{IMAGE}; cosine decay; rate grids {grids} (seed 0 picks the rate on validation), seeds 0..{seeds - 1}, "
+        "epoch chosen on validation, test reported",
+        "",
+        point_table(rows),
+        "",
+        "trend of the gap against log10(parameters) (least squares on per-seed gaps; 95 % bootstrap over seeds):",
+    ]
+    for name, t in trends.items():
+        lines.append(f"- {name}: slope {t['slope']:+.4f} per decade, 95 % interval [{t['low']:+.4f}, {t['high']:+.4f}]: "
+                     f"the gap {t['verdict']}")
+    if recipes:
+        lines += ["", "recipes on the binary model (binedu.recipes), against the paper recipe at the same rate:", "",
+                  recipe_table(recipes), ""]
+        lines += [f"- {r['task']} size {r['size']:g}, {r['recipe']}: {r['verdict']}" for r in recipes]
+    lines += ["", f"figure: {figure}", f"runs cached: {len(cache)}; runs of the plan still to do: {left}"
+              + ("" if not left else f" (resume: {command.strip()})"), f"this invocation: {total:.0f} s"]
+    text = "\n".join(lines)
+    print(text)
+    report = {"command": command.strip(), "machine": machine(), "threads": args.threads, "jobs": args.jobs,
+              "quick": args.quick, "seeds": seeds, "budget": {"lm_epochs": QUICK["lm_epochs"] if args.quick else LM_EPOCHS,
+              "image_epochs": QUICK["epochs"] if args.quick else IMAGE_EPOCHS}, "grids": grids, "points": rows,
+              "trends": trends, "recipes": recipes, "remaining": left, "runs": list(cache.values()), "seconds": total}
+    write_json(out / "scaling.json", report)
+    tmp = out / "scaling.txt.tmp"
+    tmp.write_text(text + "\n")
+    os.replace(tmp, out / "scaling.txt")
+    return report
+
+
+if __name__ == "__main__":
+    main()
