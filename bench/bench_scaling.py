@@ -57,7 +57,6 @@ import json
 import math
 import multiprocessing
 import os
-import random
 import statistics
 import sys
 import tempfile
@@ -73,13 +72,10 @@ from torch.utils.data import Dataset, Subset
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_results import (  # noqa: E402  (the shared pieces of the results table)
-    BASELINE,
     EPOCHS,
     IMAGE,
-    IMAGE_VARIANTS,
     LANGUAGE,
     LM_RATES,
-    LM_VARIANTS,
     QUICK,
     RESULTS,
     _images,
@@ -90,13 +86,13 @@ from bench_results import (  # noqa: E402  (the shared pieces of the results tab
     mean_sd,
 )
 
-from binedu import ImageClassifier, LanguageModel, evaluate  # noqa: E402
+from binedu import evaluate  # noqa: E402
 from binedu.recipes import apply_recipe  # noqa: E402
+from binedu.scaling import gap_trend, scaled_image_model, scaled_language_model  # noqa: E402
 from binedu.train import fit  # noqa: E402
 
 TASKS = ("lm", "images")
 VARIANTS = ("binary", "float32")
-IMAGE_OVERRIDES = {"binary": IMAGE_VARIANTS["binary"], "float32": IMAGE_VARIANTS[BASELINE]}
 LM_WIDTHS = (16, 32, 64, 128)
 """Language-model widths (``embed_dim``)."""
 IMAGE_SCALES = (0.25, 0.5, 1.0, 2.0)
@@ -121,24 +117,6 @@ CACHE = "scaling_cache.json"
 # ---------------------------------------------------------------- models and runs
 
 
-def lm_model(width: float, variant: str, vocab_size: int) -> LanguageModel:
-    """The ``"tiny"`` BLM at ``embed_dim=width`` (16 dimensions per head, MLP head 2x)."""
-    d = int(width)
-    return LanguageModel.from_config(
-        "tiny", vocab_size=vocab_size, embed_dim=d, num_heads=max(1, d // 16), mlp_units=(2 * d,), **LM_VARIANTS[variant]
-    )
-
-
-def image_model(scale: float, variant: str, image_size: int = 28) -> ImageClassifier:
-    """``"tiny-28"`` with every convolution width and the dense head times ``scale``."""
-    base = ImageClassifier.configs["tiny-28"]
-    widths = tuple(tuple(max(1, round(c * scale)) for c in block) for block in base.widths)
-    dense = tuple(max(1, round(u * scale)) for u in base.dense_units)
-    return ImageClassifier.from_config(
-        "tiny-28", image_size=image_size, widths=widths, dense_units=dense, **IMAGE_OVERRIDES[variant]
-    )
-
-
 def _lm_splits(quick: bool) -> tuple[Any, Dataset, Dataset, Dataset]:
     """Train, validation (first half of the held-out paragraphs) and test (second half)."""
     data, train, held_out = _text(quick)
@@ -154,13 +132,13 @@ def train_run(task: str, size: float, variant: str, lr: float, recipe: str, seed
         data, train, val, test = _lm_splits(quick)
         pad = data.tokenizer.pad_id
         torch.manual_seed(seed)
-        model: torch.nn.Module = lm_model(size, variant, data.vocab_size)
+        model: torch.nn.Module = scaled_language_model(int(size), data.vocab_size, binary=variant == "binary")
         epochs, settings = (QUICK["lm_epochs"] if quick else LM_EPOCHS), LANGUAGE
     else:
         images = _images("digits-hard", quick)
         train, val, test, pad = images.train, images.val, images.test, None
         torch.manual_seed(seed)
-        model = image_model(size, variant, images.image_size)
+        model = scaled_image_model(size, binary=variant == "binary", image_size=images.image_size)
         epochs, settings = (QUICK["epochs"] if quick else IMAGE_EPOCHS), IMAGE
     steps = epochs * math.ceil(len(train) / settings["batch_size"])
     options = {k: v for k, v in settings.items() if k != "lr"} | apply_recipe(recipe, model, steps, settings["warmup_steps"])
@@ -323,42 +301,9 @@ def points(cache: dict[str, dict], task: str, sizes: tuple[float, ...], grids: d
     return rows
 
 
-def slope(xs: list[float], ys: list[float]) -> float:
-    """Least-squares slope of ``ys`` on ``xs``."""
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    sxx = sum((x - mx) ** 2 for x in xs)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx else math.nan
-
-
-def trend(rows: list[dict], gap: str, resamples: int = BOOTSTRAP, seed: int = 0) -> dict[str, Any]:
-    """Slope of the gap per decade of parameters (per-seed gaps against log10 params) with a
-    95 % bootstrap interval that resamples seeds within every size, and the verdict."""
-    data = [(math.log10(r["params"]), r["gaps"][gap]) for r in rows if r["gaps"][gap]]
-    if len({x for x, _ in data}) < 2:
-        return {"gap": gap, "slope": math.nan, "low": math.nan, "high": math.nan, "verdict": "too few sizes"}
-    xs = [x for x, g in data for _ in g]
-    ys = [v for _, g in data for v in g]
-    rng = random.Random(seed)
-    boot = []
-    for _ in range(resamples):
-        bx, by = [], []
-        for x, g in data:
-            draw = rng.choices(g, k=len(g))
-            bx += [x] * len(g)
-            by += draw
-        boot.append(slope(bx, by))
-    boot.sort()
-    low, high = boot[int(0.025 * (resamples - 1))], boot[int(0.975 * (resamples - 1))]
-    fitted = slope(xs, ys)
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    if low > 0:
-        verdict = "grows with size (95 % interval above 0)"
-    elif high < 0:
-        verdict = "shrinks with size (95 % interval below 0)"
-    else:
-        verdict = "cannot be told apart from flat (95 % interval contains 0)"
-    return {"gap": gap, "slope": fitted, "intercept": my - fitted * mx, "low": low, "high": high, "verdict": verdict,
-            "n": len(ys), "log10_params": [min(xs), max(xs)]}
+def trend(rows: list[dict], gap: str, resamples: int = BOOTSTRAP) -> dict[str, Any]:
+    """:func:`binedu.scaling.gap_trend` of one gap measure over the rows of one task."""
+    return {"gap": gap} | gap_trend([r["params"] for r in rows], [r["gaps"][gap] for r in rows], resamples)
 
 
 def recipe_rows(cache: dict[str, dict], task: str, sizes: tuple[float, ...], grid: tuple[float, ...]) -> list[dict]:
