@@ -35,9 +35,10 @@ best rate of the paper recipe at that size (not re-tuned), and compared with tha
 run seed by seed; also their training time.
 
 Resumable: every finished run is written at once to ``scaling_cache.json`` in ``--out``
-(atomically), and a rerun skips what is cached, so the sweep can run in pieces. Runs go
-in three stages: the grids (seed 0), then the other seeds at the chosen rates, then the
-recipes; an interrupted run resumes with the same command.
+(atomically), and a rerun skips what is cached, so the sweep can run in pieces. The
+points run task by task (images first), smallest size first, each in two stages: the
+grids (seed 0), then the other seeds at the chosen rates together with the recipes; an
+interrupted sweep resumes with the same command.
 
 Usage::
 
@@ -91,7 +92,7 @@ from binedu.recipes import apply_recipe  # noqa: E402
 from binedu.scaling import gap_trend, scaled_image_model, scaled_language_model  # noqa: E402
 from binedu.train import fit  # noqa: E402
 
-TASKS = ("lm", "images")
+TASKS = ("images", "lm")
 VARIANTS = ("binary", "float32")
 LM_WIDTHS = (16, 32, 64, 128)
 """Language-model widths (``embed_dim``)."""
@@ -237,26 +238,30 @@ def best_rate(cache: dict[str, dict], task: str, size: float, variant: str, grid
     return min(runs, key=lambda r: (_score(task, r), r["lr"]))["lr"]  # type: ignore[index]
 
 
-def stages(tasks: list[str], sizes: dict[str, tuple[float, ...]], grids: dict[str, dict[str, tuple[float, ...]]],
-           seeds: int, cache: dict[str, dict]) -> list[list[Job]]:
-    """The grid jobs; the other seeds at the chosen rates; the recipes (these two need the grids)."""
-    grid = [_job(t, s, v, lr, "paper", 0) for t in tasks for s in sizes[t] for v in VARIANTS for lr in grids[t][v]]
+def point_stages(task: str, size: float, grids: dict[str, tuple[float, ...]], seeds: int, cache: dict[str, dict],
+                 recipes: bool) -> list[list[Job]]:
+    """The jobs of one size, in two stages: the grids (seed 0); then the other seeds at the
+    chosen rates, and with ``recipes`` the recipes on the binary model (planned from the grids)."""
+    grid = [_job(task, size, v, lr, "paper", 0) for v in VARIANTS for lr in grids[v]]
     more: list[Job] = []
-    trials: list[Job] = []
-    for t in tasks:
-        for s in sizes[t]:
-            for v in VARIANTS:
-                lr = best_rate(cache, t, s, v, grids[t][v])
-                if lr is None:
-                    continue
-                more += [_job(t, s, v, lr, "paper", seed) for seed in range(1, seeds)]
-                if v == "binary" and s in recipe_sizes(t, sizes):
-                    trials += [_job(t, s, v, lr, r, seed) for r in TRIALS for seed in range(seeds)]
-    return [grid, more, trials]
+    for v in VARIANTS:
+        lr = best_rate(cache, task, size, v, grids[v])
+        if lr is None:
+            continue
+        more += [_job(task, size, v, lr, "paper", seed) for seed in range(1, seeds)]
+        if v == "binary" and recipes:
+            more += [_job(task, size, v, lr, r, seed) for r in TRIALS for seed in range(seeds)]
+    return [grid, more]
 
 
 def recipe_sizes(task: str, sizes: dict[str, tuple[float, ...]]) -> tuple[float, ...]:
     return RECIPE_SIZES[task] if set(RECIPE_SIZES[task]) <= set(sizes[task]) else sizes[task][:2]
+
+
+def plan(tasks: list[str], sizes: dict[str, tuple[float, ...]]) -> list[tuple[str, float]]:
+    """The points in the order they run: task by task (images first: they are cheap, and one
+    finished task says more than two half-finished ones), smallest size first."""
+    return [(t, s) for t in tasks for s in sorted(sizes[t])]
 
 
 def _longest_first(jobs: list[Job]) -> list[Job]:
@@ -418,8 +423,10 @@ def plot(rows: list[dict], trends: dict[str, dict], path: Path) -> Path:
 
 
 def remaining(tasks: list[str], sizes: dict, grids: dict, seeds: int, cache: dict[str, dict]) -> int:
-    """Runs of the full plan not cached yet (the later stages counted once the grids are in)."""
-    return sum(1 for stage in stages(tasks, sizes, grids, seeds, cache) for j in stage if j[0] not in cache)
+    """Runs of the full plan not cached yet (a size's later runs counted once its grid is in)."""
+    return sum(1 for t, s in plan(tasks, sizes)
+               for stage in point_stages(t, s, grids[t], seeds, cache, s in recipe_sizes(t, sizes))
+               for j in stage if j[0] not in cache)
 
 
 # ---------------------------------------------------------------- main
@@ -449,9 +456,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     load_before, start = _load(), time.perf_counter()
     if not args.report:
-        for n in range(3):  # later stages are planned from the finished earlier ones
-            stage = stages(tasks, sizes, grids, seeds, cache)[n]
-            run_jobs(_longest_first(stage), cache, cache_path, args.jobs, args.threads, args.quick)
+        for task, size in plan(tasks, sizes):
+            for n in range(2):  # the second stage is planned from the finished grid
+                stage = point_stages(task, size, grids[task], seeds, cache, size in recipe_sizes(task, sizes))[n]
+                run_jobs(_longest_first(stage), cache, cache_path, args.jobs, args.threads, args.quick)
     total = time.perf_counter() - start
 
     rows = [r for t in tasks for r in points(cache, t, sizes[t], grids[t])]
