@@ -1,0 +1,164 @@
+"""Self-check exercises of notebook 09: does 1 bit scale?
+
+Graded against the committed sweep of ``bench/bench_scaling.py``
+(``bench/results/scaling.json``), read by :func:`committed_sweep`. Importing this module
+registers them (binedu.course.exercises imports every notebook's module)."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import urllib.request
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ...scaling import slope
+from .core import Exercise, Measured, Prediction, register
+
+SWEEP_PATH = Path(__file__).resolve().parents[3] / "bench" / "results" / "scaling.json"
+"""The committed sweep in a checkout of the repository (JupyterLab, Binder)."""
+SWEEP_URL = "https://raw.githubusercontent.com/binedu/binedu/main/bench/results/scaling.json"
+"""Where an installed binedu without the repository (Colab) reads it from."""
+SOURCE = {"source": "committed sweep"}
+DIRECTIONS = ("smaller", "about the same", "larger")
+
+
+@cache
+def _read(path: str | None) -> dict[str, Any]:
+    if path is None and not SWEEP_PATH.is_file():
+        try:
+            with urllib.request.urlopen(SWEEP_URL, timeout=30) as response:
+                return json.loads(response.read())
+        except (OSError, ValueError) as exc:
+            raise FileNotFoundError(
+                f"the committed sweep is neither at {SWEEP_PATH} nor downloadable from {SWEEP_URL} ({exc}); "
+                "clone the repository or pass committed_sweep(path=...)"
+            ) from None
+    file = Path(path) if path is not None else SWEEP_PATH
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise FileNotFoundError(f"cannot read the sweep {file}: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("points"), list):
+        raise ValueError(f"{file} is not a bench_scaling.py result (no 'points' list)")
+    return data
+
+
+def committed_sweep(path: str | Path | None = None) -> dict[str, Any]:
+    """The sweep's JSON (``points``, ``trends``, ``recipes``, ``runs``, the command and the
+    machine): ``path``, else the repository's ``bench/results/scaling.json``, else its copy
+    on GitHub."""
+    return _read(None if path is None else str(path))
+
+
+def task_points(sweep: dict[str, Any], task: str) -> list[dict[str, Any]]:
+    """The sweep's points of one task (``"lm"`` or ``"images"``), smallest model first."""
+    return sorted((p for p in sweep["points"] if p["task"] == task), key=lambda p: p["params"])
+
+
+def largest_image_gap() -> float:
+    """Float32 minus binary test accuracy (points, mean over seeds) of the largest image model."""
+    return statistics.fmean(task_points(committed_sweep(), "images")[-1]["gaps"]["accuracy points"])
+
+
+def gap_slope(params: Sequence[int], gaps: Sequence[float]) -> float:
+    """The least-squares slope of ``gaps`` against ``log10(params)``: the change of the gap
+    per tenfold growth of the model."""
+    return slope([math.log10(p) for p in params], list(gaps))
+
+
+def _my_gap_slope(params: Sequence[int], gaps: Sequence[float]) -> float:
+    """The model answer, written out: centre both, then sum of products over sum of squares."""
+    xs = [math.log10(p) for p in params]
+    mx, my = sum(xs) / len(xs), sum(gaps) / len(gaps)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, gaps, strict=True)) / sum((x - mx) ** 2 for x in xs)
+
+
+def _slope_cases() -> list[tuple[list[int], list[float]]]:
+    cases: list[tuple[list[int], list[float]]] = [([1_000, 10_000, 100_000], [3.0, 2.0, 1.0]), ([10, 1_000], [0.5, 0.5])]
+    try:
+        sweep = committed_sweep()
+    except (FileNotFoundError, ValueError):  # an installed binedu without the results: the fixed cases
+        return cases
+    for task in ("images", "lm"):
+        points = task_points(sweep, task)
+        gap = "accuracy points" if task == "images" else "loss ratio"
+        if len(points) >= 2:
+            cases.append(([p["params"] for p in points], [statistics.fmean(p["gaps"][gap]) for p in points]))
+    return cases
+
+
+def sweep_measured(sweep: dict[str, Any] | None = None) -> Measured:
+    """What the committed sweep measured for the language model's loss ratio, as the
+    ``measured`` of the prediction: the ratio at the smallest and the largest width and
+    the fitted trend with its 95 % interval."""
+    sweep = committed_sweep() if sweep is None else sweep
+    points = task_points(sweep, "lm")
+    t = sweep["trends"]["lm: loss ratio"]
+    values = {
+        "ratio_smallest": statistics.fmean(points[0]["gaps"]["loss ratio"]),
+        "ratio_largest": statistics.fmean(points[-1]["gaps"]["loss ratio"]),
+        "params": (points[0]["params"], points[-1]["params"]),
+        "slope": t["slope"], "low": t["low"], "high": t["high"],
+    }  # fmt: skip
+    return Measured(settings=dict(SOURCE), values=values)
+
+
+def _direction(m: Measured) -> str:
+    """The trend's verdict as a direction: only an interval that excludes 0 is a direction."""
+    if m.values["low"] > 0:
+        return "larger"
+    if m.values["high"] < 0:
+        return "smaller"
+    return "about the same"
+
+
+register(
+    Prediction(
+        id="09.predict_lm_gap",
+        title="Predict before you look: at the largest width, the language model's binary/float32 loss ratio is "
+        "... than at the smallest",
+        options=DIRECTIONS,
+        changed=SOURCE,
+        keys=("ratio_smallest", "ratio_largest", "low", "high"),
+        outcome=_direction,
+        explain=lambda m: (
+            f"The sweep measured a ratio of {m.values['ratio_smallest']:.3f} at {m.values['params'][0]:,} parameters "
+            f"and {m.values['ratio_largest']:.3f} at {m.values['params'][1]:,}; the fitted slope is "
+            f"{m.values['slope']:+.3f} per tenfold, 95 % interval [{m.values['low']:+.3f}, {m.values['high']:+.3f}] "
+            "(a direction only counts when the interval excludes 0)."
+        ),
+        hint="the paper's claim says smaller; the honest answer is decided by the error bars, not by the means alone: "
+        "'about the same' wins whenever the 95 % interval of the slope contains 0.",
+    )
+)
+
+register(
+    Exercise(
+        id="09.largest_image_gap",
+        title="From the committed sweep: float32 minus binary test accuracy, in points, of the largest image model "
+        "(mean over its seeds)",
+        reference=largest_image_gap,
+        hint="keep the points whose task is 'images', take the one with the most params, and average its "
+        "gaps['accuracy points'] (one gap per seed, already in points).",
+        rtol=1e-6,
+        atol=1e-9,
+    )
+)
+
+register(
+    Exercise(
+        id="09.gap_slope",
+        title="gap_slope(params, gaps): the least-squares slope of the gap against log10(params)",
+        reference=gap_slope,
+        cases=_slope_cases,
+        forbidden=("binedu.scaling.slope", "binedu.scaling.gap_trend"),
+        solution=_my_gap_slope,
+        hint="x = log10(params); subtract the means of x and of the gaps; the slope is sum(dx * dy) / sum(dx * dx).",
+        rtol=1e-9,
+        atol=1e-12,
+    )
+)
