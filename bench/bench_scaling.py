@@ -411,7 +411,8 @@ def plot(rows: list[dict], trends: dict[str, dict], path: Path) -> Path:
         ax.set_xscale("log")
         ax.set(xlabel="parameters (binary model)", ylabel=label, title="language (pydoc)" if task == "lm" else "digits-hard")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.suptitle("Does 1 bit scale? The binary-float32 gap against model size (same budget at every size)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
