@@ -89,7 +89,7 @@ from bench_results import (  # noqa: E402  (the shared pieces of the results tab
 
 from binedu import evaluate  # noqa: E402
 from binedu.recipes import apply_recipe  # noqa: E402
-from binedu.scaling import gap_trend, scaled_image_model, scaled_language_model  # noqa: E402
+from binedu.scaling import gap_trend, plot_gaps, scaled_image_model, scaled_language_model  # noqa: E402
 from binedu.train import fit  # noqa: E402
 
 TASKS = ("images", "lm")
@@ -380,41 +380,13 @@ def recipe_verdict(r: dict) -> str:
 
 
 def plot(rows: list[dict], trends: dict[str, dict], path: Path) -> Path:
-    """Three panels: language loss ratio, language loss difference, image accuracy gap, each
-    against parameters (log axis) with mean ± sd over seeds and the fitted trend."""
+    """:func:`binedu.scaling.plot_gaps`, written atomically to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("lm", "loss ratio", "test-loss ratio binary / float32"),
-              ("lm", "loss difference", "test-loss difference (nats/char)"),
-              ("images", "accuracy points", "float32 - binary test accuracy (points)")]
-    fig, axes = plt.subplots(1, 3, figsize=(12.8, 4.0), dpi=100)
-    for ax, (task, gap, label) in zip(axes, panels, strict=True):
-        rs = [r for r in rows if r["task"] == task and r["gaps"][gap]]
-        if rs:
-            xs = [r["params"] for r in rs]
-            ms = [statistics.fmean(r["gaps"][gap]) for r in rs]
-            sds = [statistics.stdev(r["gaps"][gap]) if len(r["gaps"][gap]) > 1 else 0.0 for r in rs]
-            ax.errorbar(xs, ms, yerr=sds, fmt="o", capsize=4, color="tab:blue", label="mean ± sd over seeds")
-            for r in rs:
-                ax.plot([r["params"]] * len(r["gaps"][gap]), r["gaps"][gap], ".", color="tab:gray", alpha=0.6)
-            t = trends.get(f"{task}: {gap}")
-            if t and math.isfinite(t["slope"]):
-                lo, hi = min(xs), max(xs)
-                grid = [lo * (hi / lo) ** (i / 20) for i in range(21)]
-                fit_y = [t["intercept"] + t["slope"] * math.log10(x) for x in grid]
-                ax.plot(grid, fit_y, "-", color="tab:orange",
-                        label=f"fit: {t['slope']:+.3g} per decade [{t['low']:+.3g}, {t['high']:+.3g}]")
-        ax.axhline(1.0 if gap == "loss ratio" else 0.0, color="black", lw=0.8, ls=":")
-        ax.set_xscale("log")
-        ax.set(xlabel="parameters (binary model)", ylabel=label, title="language (pydoc)" if task == "lm" else "digits-hard")
-        ax.grid(alpha=0.3, which="both")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-    fig.suptitle("Does 1 bit scale? The binary-float32 gap against model size (same budget at every size)")
-    fig.tight_layout()
+    fig = plot_gaps(rows, trends)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp)

@@ -19,7 +19,7 @@ from typing import Any
 from .image_model import ImageClassifier
 from .language_model import LanguageModel
 
-__all__ = ["scaled_language_model", "scaled_image_model", "slope", "gap_trend", "HEAD_DIM"]
+__all__ = ["scaled_language_model", "scaled_image_model", "slope", "gap_trend", "plot_gaps", "HEAD_DIM", "PANELS"]
 
 HEAD_DIM = 16
 """Dimensions per attention head of :func:`scaled_language_model`."""
@@ -79,3 +79,45 @@ def gap_trend(params: Sequence[int], gaps: Sequence[Sequence[float]], resamples:
         verdict = "cannot be told apart from flat (95 % interval contains 0)"
     intercept = statistics.fmean(ys) - fitted * statistics.fmean(xs)
     return {"slope": fitted, "intercept": intercept, "low": low, "high": high, "verdict": verdict, "n": len(ys)}
+
+
+PANELS = (
+    ("lm", "loss ratio", "test-loss ratio binary / float32"),
+    ("lm", "loss difference", "test-loss difference (nats/char)"),
+    ("images", "accuracy points", "float32 - binary test accuracy (points)"),
+)
+"""The figure's panels: (task, gap measure, axis label)."""
+
+
+def plot_gaps(points: Sequence[dict[str, Any]], trends: dict[str, dict[str, Any]]) -> Any:
+    """The sweep's figure (a matplotlib Figure): one panel per gap measure of :data:`PANELS`
+    against parameters on a log axis, mean ± sd over seeds, every seed as a grey dot, and
+    the fitted trend with its 95 % interval in the legend. ``points`` and ``trends`` are
+    those of ``bench/bench_scaling.py``'s ``scaling.json``."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(12.8, 4.0), dpi=100)
+    for ax, (task, gap, label) in zip(axes, PANELS, strict=True):
+        rows = [r for r in points if r["task"] == task and r["gaps"][gap]]
+        if rows:
+            xs = [r["params"] for r in rows]
+            means = [statistics.fmean(r["gaps"][gap]) for r in rows]
+            sds = [statistics.stdev(r["gaps"][gap]) if len(r["gaps"][gap]) > 1 else 0.0 for r in rows]
+            ax.errorbar(xs, means, yerr=sds, fmt="o", capsize=4, color="tab:blue", label="mean ± sd over seeds")
+            for r in rows:
+                ax.plot([r["params"]] * len(r["gaps"][gap]), r["gaps"][gap], ".", color="tab:gray", alpha=0.6)
+            t = trends.get(f"{task}: {gap}")
+            if t and math.isfinite(t["slope"]):
+                lo, hi = min(xs), max(xs)
+                grid = [lo * (hi / lo) ** (i / 20) for i in range(21)]
+                ax.plot(grid, [t["intercept"] + t["slope"] * math.log10(x) for x in grid], "-", color="tab:orange",
+                        label=f"fit: {t['slope']:+.3g} per decade [{t['low']:+.3g}, {t['high']:+.3g}]")
+        ax.axhline(1.0 if gap == "loss ratio" else 0.0, color="black", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set(xlabel="parameters (binary model)", ylabel=label, title="language (pydoc)" if task == "lm" else "digits-hard")
+        ax.grid(alpha=0.3, which="both")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.suptitle("Does 1 bit scale? The binary-float32 gap against model size (same budget at every size)")
+    fig.tight_layout()
+    return fig
