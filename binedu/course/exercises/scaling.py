@@ -92,45 +92,55 @@ def _slope_cases() -> list[tuple[list[int], list[float]]]:
 
 
 def sweep_measured(sweep: dict[str, Any] | None = None) -> Measured:
-    """What the committed sweep measured for the language model's loss ratio, as the
-    ``measured`` of the prediction: the ratio at the smallest and the largest width and
-    the fitted trend with its 95 % interval."""
+    """What the committed sweep measured for the image gap, as the ``measured`` of the
+    prediction: the gap (points) at the smallest and the largest image model and the fitted
+    trend with its 95 % interval (NaN where the sweep has not measured it yet)."""
     sweep = committed_sweep() if sweep is None else sweep
-    points = task_points(sweep, "lm")
-    t = sweep["trends"]["lm: loss ratio"]
+    points = task_points(sweep, "images")
+    t = sweep.get("trends", {}).get("images: accuracy points", {})
+    nan = math.nan
     values = {
-        "ratio_smallest": statistics.fmean(points[0]["gaps"]["loss ratio"]),
-        "ratio_largest": statistics.fmean(points[-1]["gaps"]["loss ratio"]),
-        "params": (points[0]["params"], points[-1]["params"]),
-        "slope": t["slope"], "low": t["low"], "high": t["high"],
+        "gap_smallest": statistics.fmean(points[0]["gaps"]["accuracy points"]) if points else nan,
+        "gap_largest": statistics.fmean(points[-1]["gaps"]["accuracy points"]) if points else nan,
+        "params": (points[0]["params"], points[-1]["params"]) if points else (0, 0),
+        "slope": t.get("slope", nan), "low": t.get("low", nan), "high": t.get("high", nan),
     }  # fmt: skip
     return Measured(settings=dict(SOURCE), values=values)
 
 
 def _direction(m: Measured) -> str:
     """The trend's verdict as a direction: only an interval that excludes 0 is a direction."""
-    if m.values["low"] > 0:
+    low, high = m.values["low"], m.values["high"]
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "not measured yet"
+    if low > 0:
         return "larger"
-    if m.values["high"] < 0:
+    if high < 0:
         return "smaller"
     return "about the same"
 
 
+def _explain(m: Measured) -> str:
+    v = m.values
+    if _direction(m) == "not measured yet":
+        return "The committed sweep has fewer than two image sizes yet: there is no trend to compare with."
+    return (
+        f"The sweep measured a gap of {v['gap_smallest']:+.1f} points at {v['params'][0]:,} parameters and "
+        f"{v['gap_largest']:+.1f} at {v['params'][1]:,}; the fitted slope is {v['slope']:+.1f} points per tenfold, "
+        f"95 % interval [{v['low']:+.1f}, {v['high']:+.1f}] (a direction only counts when the interval excludes 0)."
+    )
+
+
 register(
     Prediction(
-        id="09.predict_lm_gap",
-        title="Predict before you look: at the largest width, the language model's binary/float32 loss ratio is "
-        "... than at the smallest",
+        id="09.predict_image_gap",
+        title="Predict before you look: at the largest image model, the float32 - binary accuracy gap is ... "
+        "than at the smallest",
         options=DIRECTIONS,
         changed=SOURCE,
-        keys=("ratio_smallest", "ratio_largest", "low", "high"),
+        keys=("gap_smallest", "gap_largest", "low", "high"),
         outcome=_direction,
-        explain=lambda m: (
-            f"The sweep measured a ratio of {m.values['ratio_smallest']:.3f} at {m.values['params'][0]:,} parameters "
-            f"and {m.values['ratio_largest']:.3f} at {m.values['params'][1]:,}; the fitted slope is "
-            f"{m.values['slope']:+.3f} per tenfold, 95 % interval [{m.values['low']:+.3f}, {m.values['high']:+.3f}] "
-            "(a direction only counts when the interval excludes 0)."
-        ),
+        explain=_explain,
         hint="the paper's claim says smaller; the honest answer is decided by the error bars, not by the means alone: "
         "'about the same' wins whenever the 95 % interval of the slope contains 0.",
     )
