@@ -445,12 +445,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     command = "python bench/bench_scaling.py " + " ".join(sys.argv[1:] if argv is None else argv)
     lines = [
-        f"command: {command.strip()}",
+        f"command: {command.strip()}" + (" (a report of the cached runs of the sweep, which ran as "
+                                          "`nice -n 19 python bench/bench_scaling.py --jobs 2`)" if args.report else ""),
         f"machine: {machine()}",
         f"threads per run: {args.threads}, parallel runs: {args.jobs}; load average before {load_before}, after {_load()}",
         f"budget rule: language {QUICK['lm_epochs'] if args.quick else LM_EPOCHS} epochs of the pydoc training text at every "
         f"width, {LANGUAGE}; images {QUICK['epochs'] if args.quick else IMAGE_EPOCHS} epochs of digits-hard at every scale, "
-        f"{IMAGE}; cosine decay; rate grids {grids} (seed 0 picks the rate on validation), seeds 0..{seeds - 1}, "
+        f"{ {k: v for k, v in IMAGE.items() if k != 'lr'} }; cosine decay; rate grids {grids} (seed 0 picks the rate on validation), seeds 0..{seeds - 1}, "
         "epoch chosen on validation, test reported",
         "",
         point_table(rows),
