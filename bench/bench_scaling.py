@@ -113,6 +113,7 @@ SEEDS = 3
 BOOTSTRAP = 2000
 QUICK_SIZES: dict[str, tuple[float, ...]] = {"lm": (8, 16), "images": (0.25, 0.5)}
 CACHE = "scaling_cache.json"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # ---------------------------------------------------------------- models and runs
@@ -460,13 +461,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ]
     for name, t in trends.items():
         lines.append(f"- {name}: slope {t['slope']:+.4f} per decade, 95 % interval [{t['low']:+.4f}, {t['high']:+.4f}]: "
-                     f"the gap {t['verdict']}")
+                     + (f"the gap {t['verdict']}" if t["verdict"] != "too few sizes" else "too few sizes for a trend yet"))
     if recipes:
         lines += ["", "recipes on the binary model (binedu.recipes), against the paper recipe at the same rate:", "",
                   recipe_table(recipes), ""]
         lines += [f"- {r['task']} size {r['size']:g}, {r['recipe']}: {r['verdict']}" for r in recipes]
-    lines += ["", f"figure: {figure}", f"runs cached: {len(cache)}; runs of the plan still to do: {left}"
-              + ("" if not left else f" (resume: {command.strip()})"), f"this invocation: {total:.0f} s"]
+    resume = " ".join(a for a in command.split() if a != "--report")
+    shown = figure.relative_to(ROOT) if figure.is_relative_to(ROOT) else figure
+    lines += ["", f"figure: {shown}", f"runs cached: {len(cache)}; runs of the plan still to do: {left}"
+              + ("" if not left else f" (resume: nice -n 19 {resume} --jobs 2)" if args.report else f" (resume: {resume})"),
+              f"this invocation: {total:.0f} s"]
     text = "\n".join(lines)
     print(text)
     report = {"command": command.strip(), "machine": machine(), "threads": args.threads, "jobs": args.jobs,
