@@ -397,10 +397,18 @@ def plot(rows: list[dict], trends: dict[str, dict], path: Path) -> Path:
 
 
 def remaining(tasks: list[str], sizes: dict, grids: dict, seeds: int, cache: dict[str, dict]) -> int:
-    """Runs of the full plan not cached yet (a size's later runs counted once its grid is in)."""
-    return sum(1 for t, s in plan(tasks, sizes)
-               for stage in point_stages(t, s, grids[t], seeds, cache, s in recipe_sizes(t, sizes))
-               for j in stage if j[0] not in cache)
+    """Runs of the full plan not cached yet (before a size's grid is in, its later runs are
+    counted from the plan: the other seeds of both variants, and the recipes)."""
+    left = 0
+    for t, s in plan(tasks, sizes):
+        recipes = s in recipe_sizes(t, sizes)
+        grid, more = point_stages(t, s, grids[t], seeds, cache, recipes)
+        if any(j[0] not in cache for j in grid):
+            more_count = len(VARIANTS) * (seeds - 1) + (len(TRIALS) * seeds if recipes else 0)
+        else:
+            more_count = sum(1 for j in more if j[0] not in cache)
+        left += sum(1 for j in grid if j[0] not in cache) + more_count
+    return left
 
 
 # ---------------------------------------------------------------- main
