@@ -101,6 +101,5 @@ def test_remaining_counts_the_whole_plan_before_any_run():
     grids = {"lm": {"binary": (0.01, 0.03), "float32": (0.003, 0.01)}}
     # per size: 4 grid runs, 2 more seeds (one per variant), 2 recipes x 2 seeds
     assert bench_scaling.remaining(["lm"], {"lm": (8, 16)}, grids, 2, {}) == 2 * (4 + 2 + 4)
-    full = {t: {v: g for v, g in gs.items()} for t, gs in bench_scaling.GRIDS.items()}
     # the real plan: 4 sizes x (6 grid + 4 seeds) per task, and 2 recipes x 3 seeds at two sizes
-    assert bench_scaling.remaining(list(bench_scaling.TASKS), bench_scaling.SIZES, full, 3, {}) == 2 * (4 * 10 + 2 * 6)
+    assert bench_scaling.remaining(list(bench_scaling.TASKS), bench_scaling.SIZES, bench_scaling.GRIDS, 3, {}) == 2 * (4 * 10 + 2 * 6)
