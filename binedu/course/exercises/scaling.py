@@ -55,8 +55,11 @@ def committed_sweep(path: str | Path | None = None) -> dict[str, Any]:
 
 
 def task_points(sweep: dict[str, Any], task: str) -> list[dict[str, Any]]:
-    """The sweep's points of one task (``"lm"`` or ``"images"``), smallest model first."""
-    return sorted((p for p in sweep["points"] if p["task"] == task), key=lambda p: p["params"])
+    """The sweep's points of one task (``"lm"`` or ``"images"``) that have every seed (those
+    its trends are fitted to), smallest model first."""
+    seeds = sweep.get("seeds", 1)
+    done = (p for p in sweep["points"] if p["task"] == task and len(p["seeds"]) >= seeds)
+    return sorted(done, key=lambda p: p["params"])
 
 
 def largest_image_gap() -> float:
