@@ -69,3 +69,9 @@ def test_the_model_answers_pass_and_a_slope_on_raw_params_does_not():
 
 def test_the_prediction_refuses_a_measured_from_elsewhere():
     assert check("09.predict_image_gap", "smaller", measured=Measured({"source": "my run"}, {}), verbose=False) is False
+
+
+def test_points_still_missing_seeds_are_left_out():
+    sweep = _sweep({1_000: [1.0, 2.0], 10_000: [3.0, 4.0], 100_000: [9.0]}, (0, -1, 1)) | {"seeds": 2}
+    assert [p["params"] for p in ex.task_points(sweep, "images")] == [1_000, 10_000]
+    assert ex.sweep_measured(sweep).values["gap_largest"] == 3.5
