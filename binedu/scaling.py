@@ -95,6 +95,7 @@ def plot_gaps(points: Sequence[dict[str, Any]], trends: dict[str, dict[str, Any]
     the fitted trend with its 95 % interval in the legend. ``points`` and ``trends`` are
     those of ``bench/bench_scaling.py``'s ``scaling.json``."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     fig, axes = plt.subplots(1, len(PANELS), figsize=(12.8, 4.0), dpi=100)
     for ax, (task, gap, label) in zip(axes, PANELS, strict=True):
@@ -112,8 +113,11 @@ def plot_gaps(points: Sequence[dict[str, Any]], trends: dict[str, dict[str, Any]
                 grid = [lo * (hi / lo) ** (i / 20) for i in range(21)]
                 ax.plot(grid, [t["intercept"] + t["slope"] * math.log10(x) for x in grid], "-", color="tab:orange",
                         label=f"fit: {t['slope']:+.3g} per decade [{t['low']:+.3g}, {t['high']:+.3g}]")
+        else:
+            ax.text(0.5, 0.5, "not measured yet", transform=ax.transAxes, ha="center", va="center", color="gray")
         ax.axhline(1.0 if gap == "loss ratio" else 0.0, color="black", lw=0.8, ls=":")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # labelled decades only: minor labels overlap
         ax.set(xlabel="parameters (binary model)", ylabel=label, title="language (pydoc)" if task == "lm" else "digits-hard")
         ax.grid(alpha=0.3, which="both")
         if ax.get_legend_handles_labels()[0]:
