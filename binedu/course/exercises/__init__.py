@@ -15,6 +15,7 @@ from . import (  # noqa: F401  (importing a notebook's module registers its exer
     language_model,
     normalization,
     paper_scale,
+    scaling,
     why_one_bit,
 )
 from .core import Exercise, Measured, Prediction, check, exercises, get_exercise, register
