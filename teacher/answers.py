@@ -205,6 +205,18 @@ _large = LanguageModel.on_meta("paper-large")
 _kept = sum(p.numel() for m in (_large.embedding, _large.head[-1]) for p in m.parameters())
 mixed_mb = (4 * _kept + -(-(_large.num_parameters() - _kept) // 8)) / 1e6
 '''),
+    "09.largest_image_gap": ("largest_image_gap", '''
+def largest_image_gap(sweep):
+    done = [p for p in sweep["points"] if p["task"] == "images" and len(p["seeds"]) >= sweep.get("seeds", 1)]
+    gaps = max(done, key=lambda p: p["params"])["gaps"]["accuracy points"]
+    return sum(gaps) / len(gaps)
+'''),
+    "09.gap_slope": ("gap_slope", '''
+def gap_slope(params, gaps):
+    xs = [math.log10(p) for p in params]
+    mx, my = sum(xs) / len(xs), sum(gaps) / len(gaps)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, gaps)) / sum((x - mx) ** 2 for x in xs)
+'''),
 }
 
 

@@ -22,13 +22,19 @@ def _sweep(gaps_by_params: dict[int, list[float]], trend: tuple[float, float, fl
     ("trend", "truth"),
     [((-5.0, -8.0, -2.0), "smaller"), ((4.0, 1.0, 7.0), "larger"), ((0.5, -3.0, 4.0), "about the same")],
 )
-def test_the_prediction_is_graded_by_the_interval_not_the_mean(trend, truth, capsys):
+def test_the_prediction_is_graded_by_the_interval_not_the_mean(trend, truth, capsys, monkeypatch):
+    from binedu.course.exercises import core
+
+    monkeypatch.setattr(core, "_WRONG", {})  # earlier attempts in this session do not count here
+    monkeypatch.setattr(core, "_FIRST", {})
     measured = ex.sweep_measured(_sweep({1_000: [30.0, 20.0], 100_000: [10.0, 12.0]}, trend))
     assert measured.values["gap_smallest"] == 25.0 and measured.values["gap_largest"] == 11.0
     assert check("09.predict_image_gap", truth, measured=measured, verbose=False) is True
     wrong = next(o for o in ex.DIRECTIONS if o != truth)
     assert check("09.predict_image_gap", wrong, measured=measured) is False
-    assert "95 % interval" in capsys.readouterr().out
+    assert "95 % interval" not in capsys.readouterr().out, "a first wrong guess reveals nothing"
+    assert check("09.predict_image_gap", wrong, measured=measured) is False
+    assert "95 % interval" in capsys.readouterr().out, "the second explains the interval"
 
 
 def test_a_sweep_without_a_trend_grades_no_direction(capsys):

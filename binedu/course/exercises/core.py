@@ -540,6 +540,9 @@ def _filled(cell: types.CellType) -> bool:
     return True
 
 
+_INNER_CODE = frozenset({"<lambda>", "<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"})
+
+
 def _smuggled(ex: Exercise, answer: Any) -> str | None:
     """The forbidden name (or "the reference") an answer reaches: the object itself in a
     container, or a function whose code was copied from it; ``None`` if none."""
@@ -551,7 +554,8 @@ def _smuggled(ex: Exercise, answer: Any) -> str | None:
     for name, obj in [*named.items(), ("the reference", ex.reference)]:
         for code in _codes_of(obj):
             origins.setdefault((code.co_filename, code.co_firstlineno), name)
-            if len(code.co_code) > 24 and name != "the reference":  # a lambda's bytecode a student may write too
+            # a lambda's or a comprehension's bytecode a student may write too: only whole functions count
+            if len(code.co_code) > 24 and name != "the reference" and code.co_name not in _INNER_CODE:
                 keys.setdefault(_code_key(code), name)
     for obj in _reachable(answer):
         if id(obj) in objects and obj is not answer:

@@ -15,12 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .core import Exercise, Measured, Prediction, register
-
-try:  # measurements sealed by binedu's experiment functions (grade18's core)
-    from .core import _seal  # type: ignore[attr-defined]
-except ImportError:  # the core before sealing: a plain Measured
-    _seal = Measured
+from .core import Exercise, Measured, Prediction, _seal, register
 
 SWEEP_PATH = Path(__file__).resolve().parents[3] / "bench" / "results" / "scaling.json"
 """The committed sweep in a checkout of the repository (JupyterLab, Binder)."""
@@ -162,8 +157,11 @@ register(
         keys=("gap_smallest", "gap_largest", "low", "high"),
         outcome=_direction,
         explain=_explain,
-        hint="the paper's claim says smaller; the honest answer is decided by the error bars, not by the means alone: "
-        "'about the same' wins whenever the 95 % interval of the slope contains 0.",
+        hint=(
+            "what would the paper's claim predict, and what decides a direction: the means or the error bars?",
+            "a direction only counts when the 95 % interval of the fitted slope excludes 0; otherwise the honest "
+            "answer is 'about the same'.",
+        ),
     )
 )
 
@@ -174,8 +172,11 @@ register(
         "model (mean over its seeds)",
         reference=largest_image_gap,
         cases=_largest_cases,
-        hint="keep the points whose task is 'images', take the one with the most params, and average its "
-        "gaps['accuracy points'] (one gap per seed, already in points).",
+        hint=(
+            "which points are image points with every seed, and which of them is the largest model?",
+            "keep the points whose task is 'images' and that have every seed, take the one with the most params, "
+            "and average its gaps['accuracy points'] (one gap per seed, already in points).",
+        ),
         rtol=1e-9,
         atol=1e-12,
     )
@@ -188,7 +189,10 @@ register(
         reference=gap_slope,
         cases=_slope_cases,
         forbidden=("binedu.scaling.slope", "binedu.scaling.gap_trend"),
-        hint="x = log10(params); subtract the means of x and of the gaps; the slope is sum(dx * dy) / sum(dx * dx).",
+        hint=(
+            "the x axis is log10(params), not params; what is the least-squares slope of y on x?",
+            "subtract the means of x and of the gaps; the slope is sum(dx * dy) / sum(dx * dx).",
+        ),
         rtol=1e-9,
         atol=1e-12,
     )
