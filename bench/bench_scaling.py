@@ -85,6 +85,7 @@ from bench_results import (  # noqa: E402  (the shared pieces of the results tab
     _text,
     machine,
     mean_sd,
+    save_figure,
 )
 
 from binedu import evaluate  # noqa: E402
@@ -385,15 +386,7 @@ def plot(rows: list[dict], trends: dict[str, dict], path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = plot_gaps(rows, trends)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(plot_gaps(rows, trends), path)
 
 
 def remaining(tasks: list[str], sizes: dict, grids: dict, seeds: int, cache: dict[str, dict]) -> int:
