@@ -24,6 +24,7 @@ from .normalize import Normalize, normalize
 from .packed import pack_model
 from .quantize import quantize, quantize_ste
 from .train import fit
+from .train_callbacks import Callback
 from .transformer import BinaryTransformerBlock
 
 __version__ = "0.2.0"  # the only place the version is written: pyproject.toml reads it
@@ -61,6 +62,7 @@ __all__ = [
     "CharTokenizer",
     "WordPieceTokenizer",
     "fit",
+    "Callback",
     "evaluate",
     "generate",
     "History",
