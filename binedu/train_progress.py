@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,10 @@ class ProgressBar(Callback):
     or real tokens/s); with ``write_epochs`` each epoch's record as a line under it."""
 
     def __init__(self, enabled: bool, write_epochs: bool) -> None:
-        self.enabled, self.write_epochs = enabled, write_epochs
+        # TQDM_DISABLE (tqdm's own switch) turns the bar off everywhere, e.g. for the docs
+        # site, where a notebook's bar would be a widget with no kernel behind it
+        off = os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false", "no")
+        self.enabled, self.write_epochs, self.requested = enabled and not off, write_epochs, enabled
         self.bar: Any = None
         self.clock, self.counted = 0.0, 0
 
@@ -44,6 +48,8 @@ class ProgressBar(Callback):
     def on_epoch_end(self, run: TrainRun, record: dict[str, Any]) -> None:
         if self.write_epochs and self.enabled:
             self.bar.write(format_record(record))
+        elif self.write_epochs and self.requested:  # the bar is off (TQDM_DISABLE): the records stay
+            print(format_record(record), flush=True)
 
     def on_train_end(self, run: TrainRun) -> None:
         if self.bar is not None:

@@ -349,3 +349,22 @@ def test_a_hook_can_set_the_rate_of_each_step_and_clip_the_latents():
     free, _ = _hooked()
     assert all(float(p.detach().min()) >= 0.3 and float(p.detach().max()) <= 0.7 for p in clipped.parameters())
     assert any(float(p.detach().min()) < 0.3 or float(p.detach().max()) > 0.7 for p in free.parameters())
+
+
+def test_tqdm_disable_turns_the_bar_off_but_keeps_the_epoch_records(monkeypatch, capsys):
+    """The docs site executes notebooks with TQDM_DISABLE=1: a bar there would be a widget
+    with no kernel behind it; the epoch records still print."""
+    from torch.utils.data import TensorDataset
+
+    from binedu import BinaryLinear
+
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
+    data = TensorDataset(x, (x[:, 0] > 0).long())
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    fit(torch.nn.Sequential(BinaryLinear(4, 2)), data, epochs=2, batch_size=16, progress=True)
+    out, err = capsys.readouterr()
+    assert "epoch 1 step 4" in out and "epoch 2 step 8" in out
+    assert "step/s" not in err and "it/s" not in err and "%|" not in err, err
+    monkeypatch.setenv("TQDM_DISABLE", "0")
+    fit(torch.nn.Sequential(BinaryLinear(4, 2)), data, epochs=1, batch_size=16, progress=True)
+    assert "%|" in capsys.readouterr().err, "with the switch off, the bar is back"
