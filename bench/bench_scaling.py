@@ -362,9 +362,8 @@ def recipe_table(rows: list[dict]) -> str:
     for r in rows:
         lm = r["task"] == "lm"
         unit = "test loss (lower is better)" if lm else "points of test accuracy (higher is better)"
-        digits = 3 if lm else 3
-        lines.append(f"| {'language' if lm else 'digits-hard'} | {r['size']:g} | {r['recipe']} | {_fmt(r['paper'], digits)} "
-                     f"| {_fmt(r['recipe_values'], digits)} | {_fmt(r['change'], 3 if lm else 1)} {unit} "
+        lines.append(f"| {'language' if lm else 'digits-hard'} | {r['size']:g} | {r['recipe']} | {_fmt(r['paper'], 3)} "
+                     f"| {_fmt(r['recipe_values'], 3)} | {_fmt(r['change'], 3 if lm else 1)} {unit} "
                      f"| {statistics.fmean(r['time_ratio']):.2f}x | {len(r['seeds'])} |")
     return "\n".join(lines)
 
