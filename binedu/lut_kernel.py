@@ -34,6 +34,9 @@ import torch
 
 __all__ = [
     "packed_linear",
+    "Plan",
+    "plan",
+    "run",
     "available",
     "why_unavailable",
     "set_threads",
@@ -54,7 +57,7 @@ with SIMD multiply-adds: measured with ``bench/bench_speed.py`` on a 2-core CPU,
 kernel wins clearly up to 8 rows of a 4096 x 4096 layer and loses from about 16."""
 
 UNIT_BLOCK = 1024
-"""Output units per parallel work item of the kernel, at most (see :func:`unit_block`):
+"""Output units per block of the kernel's lookups, at most (see :func:`unit_block`):
 the block's running sums (4 KiB per row) stay in the level-1 cache while the groups'
 weight bytes stream past, and the block's weight bytes stay in the level-2 cache while
 the rows of a small batch reuse them. Measured with ``bench/bench_speed.py``: 256 units
@@ -70,6 +73,7 @@ class _KernelState:
     reason: str | None = None  # why the PyTorch kernel runs instead
     warned: bool = False
     threads: int | None = None  # set_threads' count (None: torch's)
+    pool: int = 1  # numba's thread pool size, once imported
 
 
 _state = _KernelState()
@@ -103,12 +107,12 @@ def _load() -> ModuleType | None:
     except Exception as err:  # a broken install: numba's own import errors are not ImportErrors
         _state.reason = f"failed to import ({type(err).__name__}: {err})"
         return None
-    _start_threads()
+    _state.pool = _start_threads()
     _state.module = lut_kernel_numba
     return lut_kernel_numba
 
 
-def _start_threads() -> None:
+def _start_threads() -> int:
     """Start numba's thread pool now, and keep torch's thread count.
 
     numba's OpenMP threading layer shares the OpenMP runtime that torch's CPU kernels
@@ -122,6 +126,8 @@ def _start_threads() -> None:
     numba.get_num_threads()  # launches the pool
     if torch.get_num_threads() != previous:
         torch.set_num_threads(previous)
+    pool: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # numba.config sets it at import
+    return pool
 
 
 def available() -> bool:
@@ -158,13 +164,7 @@ def kernel_threads() -> int:
     """The threads the kernel will run on: the :func:`set_threads` count or torch's,
     at most numba's pool size (``NUMBA_NUM_THREADS``, the CPU count by default)."""
     wanted = _state.threads or torch.get_num_threads()
-    module = _load()
-    if module is None:
-        return int(wanted)
-    import numba
-
-    pool: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # numba.config sets it at import
-    return min(int(wanted), pool)
+    return int(wanted) if _load() is None else min(int(wanted), _state.pool)
 
 
 def _array(t: torch.Tensor) -> np.ndarray:
@@ -179,47 +179,79 @@ def compile_seconds() -> float | None:
     return _compile_seconds
 
 
-def packed_linear(
-    x: torch.Tensor,
-    weight_bits: torch.Tensor,
-    bias: torch.Tensor | None,
-    normalize: bool,
-    activation: str,
-    eps: float,
-) -> torch.Tensor | None:
-    """``Activation(Normalize(x W + b))`` (Alg. 2) for ``(rows, n_x)`` ``x`` and packed
-    ``(ceil(n_x / 8), units)`` ``weight_bits``, by the compiled kernel; ``None`` when it
-    cannot run here (numba missing, disabled or failed to compile; CUDA tensors, not
-    float32, an activation not in :data:`KERNEL_ACTIVATIONS`, or autograd recording): the
-    caller then uses the plain-PyTorch path. Any number of rows works; the callers send
-    at most :data:`MAX_ROWS` with ``method="auto"``. ``bias`` is the 0/1 float32 bias, or ``None``."""
-    global _compile_seconds
-    if (
-        x.device.type != "cpu"
-        or x.dtype != torch.float32
-        or activation not in KERNEL_ACTIVATIONS
-        or (torch.is_grad_enabled() and x.requires_grad)
-    ):
+@dataclass(frozen=True)
+class Plan:
+    """What the kernel needs of one packed layer, prepared once (:func:`plan`) and reused
+    at every call (:func:`run`): NumPy views of the weight bytes and the 0/1 bias (the
+    same memory, no copy) and the epilogue's settings. A language model runs 75 small
+    layers per generated token, so the microseconds of checks and conversions a call
+    would otherwise redo add up to a tenth of the decoding time."""
+
+    weight: np.ndarray  # (ceil(n_x / 8), units) uint8
+    bias: np.ndarray  # (units,) float32, or empty: no bias
+    normalize: bool
+    activation: int  # a code of KERNEL_ACTIVATIONS
+    eps: float
+
+    @property
+    def groups(self) -> int:
+        return int(self.weight.shape[0])
+
+    @property
+    def units(self) -> int:
+        return int(self.weight.shape[1])
+
+
+def plan(
+    weight_bits: torch.Tensor, bias: torch.Tensor | None, normalize: bool, activation: str, eps: float
+) -> Plan | None:
+    """The :class:`Plan` of a layer with packed ``(ceil(n_x / 8), units)`` ``weight_bits``
+    and a 0/1 float32 ``bias`` (or ``None``); ``None`` when the kernel cannot run it
+    (tensors not on the CPU, a bias not float32, or an activation not in
+    :data:`KERNEL_ACTIVATIONS`). Keep the tensors unchanged while the plan is in use: it
+    views their memory."""
+    if activation not in KERNEL_ACTIVATIONS or weight_bits.device.type != "cpu" or weight_bits.dtype != torch.uint8:
         return None
-    module = _load()
-    if module is None:
-        if not _state.warned:
-            _fall_back(str(_state.reason))
+    if bias is not None and (bias.device.type != "cpu" or bias.dtype != torch.float32):
         return None
-    threads = _use_threads()
-    groups, units = weight_bits.shape
-    rows = x.shape[0]
-    out = torch.empty(rows, units)
-    args = (  # views of the same memory: no copy for the contiguous tensors of a packed model
-        _array(x),
+    return Plan(
         _array(weight_bits),
         _EMPTY if bias is None else _array(bias),
         bool(normalize),
         KERNEL_ACTIVATIONS[activation],
         float(eps),
-        _scratch(rows * groups * 256).reshape(rows, groups * 256),  # 256 table entries per group: one per byte value
-        unit_block(units, threads),
-        out.numpy(),
+    )
+
+
+def run(layer: Plan, x: torch.Tensor) -> torch.Tensor | None:
+    """``Activation(Normalize(x W + b))`` (Alg. 2) of a planned layer for ``(rows, n_x)``
+    ``x``, by the compiled kernel; ``None`` when it cannot run here (numba missing,
+    disabled or failed to compile; ``x`` not a float32 CPU tensor, or autograd
+    recording): the caller then uses the plain-PyTorch path. Any number of rows works;
+    the callers send at most :data:`MAX_ROWS` with ``method="auto"``."""
+    global _compile_seconds
+    if x.dtype != torch.float32 or not x.is_cpu or (x.requires_grad and torch.is_grad_enabled()):
+        return None
+    module = _state.module or _load()
+    if module is None:
+        if not _state.warned:
+            _fall_back(str(_state.reason))
+        return None
+    threads = _use_threads()
+    block = unit_block(layer.units, threads)
+    threads = min(threads, -(-layer.units // block))  # a thread per block at most: no idle tables
+    rows = x.shape[0]
+    out = np.empty((rows, layer.units), dtype=np.float32)
+    args = (
+        _array(x),
+        layer.weight,
+        layer.bias,
+        layer.normalize,
+        layer.activation,
+        layer.eps,
+        _scratch(threads * rows * layer.groups * 256).reshape(threads, rows, layer.groups * 256),  # 256: a byte's values
+        block,
+        out,
     )
     if _compile_seconds is None:
         start = time.perf_counter()
@@ -231,12 +263,29 @@ def packed_linear(
         _compile_seconds = time.perf_counter() - start
     else:
         module.packed_linear(*args)
-    return out
+    return torch.from_numpy(out)
+
+
+def packed_linear(
+    x: torch.Tensor,
+    weight_bits: torch.Tensor,
+    bias: torch.Tensor | None,
+    normalize: bool,
+    activation: str,
+    eps: float,
+) -> torch.Tensor | None:
+    """``Activation(Normalize(x W + b))`` (Alg. 2) for ``(rows, n_x)`` ``x`` and packed
+    ``(ceil(n_x / 8), units)`` ``weight_bits``, by the compiled kernel: :func:`plan` then
+    :func:`run` in one call (a layer called again and again keeps its plan instead).
+    ``None`` when the kernel cannot run it (see both). ``bias`` is the 0/1 float32 bias,
+    or ``None``."""
+    layer = plan(weight_bits, bias, normalize, activation, eps)
+    return None if layer is None else run(layer, x)
 
 
 def unit_block(units: int, threads: int) -> int:
-    """Units per parallel work item of a layer with ``units`` outputs: at most
-    ``UNIT_BLOCK``, and small enough that each of ``threads`` threads gets a block
+    """Units per block of the kernel's lookups for a layer with ``units`` outputs: at most
+    :data:`UNIT_BLOCK`, and small enough that each of ``threads`` threads gets a block
     (a multiple of 64 units, whole cache lines of weight bytes)."""
     share = -(-units // threads)
     return max(64, min(UNIT_BLOCK, -(-share // 64) * 64))
@@ -245,10 +294,10 @@ def unit_block(units: int, threads: int) -> int:
 def _use_threads() -> int:
     """Set numba's thread count for this calling thread to :func:`kernel_threads` (numba
     keeps it per calling thread; set again only when it changed) and return it."""
-    import numba
-
-    threads = kernel_threads()
+    threads = min(_state.threads or torch.get_num_threads(), _state.pool)
     if getattr(_local, "threads", None) != threads:
+        import numba
+
         numba.set_num_threads(threads)
         _local.threads = threads
     return threads

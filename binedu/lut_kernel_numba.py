@@ -19,9 +19,9 @@ byte of weights and one table entry replaces 8 multiply-adds, and the weights ar
 read as bytes: 32x less memory traffic than float32.
 
 Plain Python loops, compiled: ``prange`` marks the loop that numba spreads over its
-worker threads (blocks of output units, each thread its own block: the units of one
-block share the tables and write their own outputs, so no two threads ever write the
-same value).
+worker threads (one iteration per thread: each builds its tables and runs the lookups of
+its share of the blocks of output units, writing only their outputs, so no two threads
+ever write the same value).
 """
 
 from __future__ import annotations
@@ -66,45 +66,40 @@ _T1, _T2, _T3 = np.uintp(TABLE), np.uintp(2 * TABLE), np.uintp(3 * TABLE)
 (a signed constant would make numba compute the sum in float64)."""
 
 
-@njit(parallel=True, cache=True)
-def lookup(table: np.ndarray, weight: np.ndarray, block: int, out: np.ndarray) -> None:
-    """``out[r, u] = sum_g T[r, g, weight[g, u]]``: the lookups, in parallel over blocks
-    of ``block`` units.
+@njit(cache=True)
+def lookup(table: np.ndarray, weight: np.ndarray, start: int, stop: int, out: np.ndarray) -> None:
+    """``out[r, u] = sum_g T[r, g, weight[g, u]]`` for the block of units ``start .. stop - 1``.
 
-    A block walks the groups four at a time. For each unit it reads one byte from each of
-    the four rows ``g .. g + 3`` of ``weight`` (contiguous along the units) and one entry
-    of each group's table (1 KiB each, in the level-1 cache), adds the four entries and
-    then the unit's running sum. Why four, and why this spelling: the loop then needs only
-    the four weight rows and one table pointer in registers (the four tables sit at fixed
-    distances, 256 entries apart, which the compiler folds into the load instructions),
-    and the indices are unsigned (``np.uintp``), so numba emits no check for negative
-    indices. Eight groups at a time ran out of registers and read their pointers from
-    memory at every lookup: 1.8x slower, measured."""
+    The block walks the groups four at a time. For each unit it reads one byte from each
+    of the four rows ``g .. g + 3`` of ``weight`` (contiguous along the units) and one
+    entry of each group's table (1 KiB each, in the level-1 cache), adds the four entries
+    and then the unit's running sum. Why four, and why this spelling: the loop then needs
+    only the four weight rows and one table pointer in registers (the four tables sit at
+    fixed distances, 256 entries apart, which the compiler folds into the load
+    instructions), and the indices are unsigned (``np.uintp``), so numba emits no check
+    for negative indices. Eight groups at a time ran out of registers and read their
+    pointers from memory at every lookup: 1.8x slower, measured."""
     rows = table.shape[0]
-    groups, units = weight.shape
-    blocks = (units + block - 1) // block
+    groups = weight.shape[0]
+    n = stop - start
     fours = groups - groups % 4
-    for b in prange(blocks):
-        start = b * block
-        stop = min(start + block, units)
-        n = stop - start
-        for r in range(rows):
-            t = table[r]
-            acc = np.zeros(n, dtype=np.float32)
-            for g in range(0, fours, 4):
-                w0, w1 = weight[g, start:stop], weight[g + 1, start:stop]
-                w2, w3 = weight[g + 2, start:stop], weight[g + 3, start:stop]
-                o = np.uintp(g * TABLE)  # group g's table; groups g + 1 .. g + 3 follow it
-                for i in range(n):
-                    u = np.uintp(i)
-                    acc[u] += (t[o + w0[u]] + t[o + _T1 + w1[u]]) + (t[o + _T2 + w2[u]] + t[o + _T3 + w3[u]])
-            for g in range(fours, groups):  # the last groups_count % 4 groups
-                w0 = weight[g, start:stop]
-                o = np.uintp(g * TABLE)
-                for i in range(n):
-                    u = np.uintp(i)
-                    acc[u] += t[o + w0[u]]
-            out[r, start:stop] = acc
+    for r in range(rows):
+        t = table[r]
+        acc = np.zeros(n, dtype=np.float32)  # the block's running sums
+        for g in range(0, fours, 4):
+            w0, w1 = weight[g, start:stop], weight[g + 1, start:stop]
+            w2, w3 = weight[g + 2, start:stop], weight[g + 3, start:stop]
+            o = np.uintp(g * TABLE)  # group g's table; groups g + 1 .. g + 3 follow it
+            for i in range(n):
+                u = np.uintp(i)
+                acc[u] += (t[o + w0[u]] + t[o + _T1 + w1[u]]) + (t[o + _T2 + w2[u]] + t[o + _T3 + w3[u]])
+        for g in range(fours, groups):  # the last groups_count % 4 groups
+            w0 = weight[g, start:stop]
+            o = np.uintp(g * TABLE)
+            for i in range(n):
+                u = np.uintp(i)
+                acc[u] += t[o + w0[u]]
+        out[r, start:stop] = acc
 
 
 @njit(cache=True)
@@ -143,7 +138,7 @@ def epilogue(z: np.ndarray, bias: np.ndarray, normalize: bool, activation: int, 
                 row[u] = gelu(row[u])
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def packed_linear(
     x: np.ndarray,
     weight: np.ndarray,
@@ -156,10 +151,20 @@ def packed_linear(
     out: np.ndarray,
 ) -> None:
     """``out = Activation(Normalize(x W + b))`` (Alg. 2) for ``x`` of shape ``(rows, n_x)``
-    and the packed ``(ceil(n_x / 8), units)`` weight bytes: the tables (into ``table``,
-    ``(rows, groups * 256)``, scratch memory the caller reuses from call to call), the
-    lookups (``block`` units per parallel work item), then the :func:`epilogue`. An empty
-    ``bias`` adds nothing."""
-    subset_tables(x, table)
-    lookup(table, weight, block, out)
+    and the packed ``(ceil(n_x / 8), units)`` weight bytes, on ``table.shape[0]`` threads.
+
+    One parallel loop over the threads: each builds its own copy of the tables (into
+    ``table[t]``, ``(threads, rows, groups * 256)``, scratch memory the caller reuses from
+    call to call) and then runs the lookups of every ``threads``-th block of ``block``
+    units. Building the tables twice costs a few microseconds; waiting for one thread to
+    build them for all (a second parallel loop, and a wait between the two) cost more on
+    the small layers of a language model, measured. Then the :func:`epilogue`, on the
+    calling thread. An empty ``bias`` adds nothing."""
+    threads = table.shape[0]
+    units = weight.shape[1]
+    blocks = (units + block - 1) // block
+    for t in prange(threads):
+        subset_tables(x, table[t])
+        for b in range(t, blocks, threads):
+            lookup(table[t], weight, b * block, min(b * block + block, units), out)
     epilogue(out, bias, normalize, activation, eps)

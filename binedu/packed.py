@@ -372,6 +372,7 @@ class PackedLinear(PackedLayer):
     binary_type = BinaryLinear
     arg_names = ("in_features", "out_features", "activation")
     weight_bits: torch.Tensor  # registered by _register_bits
+    bias_bits: torch.Tensor
 
     def __init__(
         self, in_features: int, out_features: int, activation: str | None = None, *, normalize: bool = True
@@ -398,19 +399,33 @@ class PackedLinear(PackedLayer):
         rows = x.numel() // self.in_features
         if self.method == "numba" or self.method == "auto" and rows <= lut_kernel.MAX_ROWS:
             # the compiled kernel, with the bias, Normalize and the activation fused after it
-            out = lut_kernel.packed_linear(
-                x.reshape(-1, self.in_features),
-                self.get_buffer("weight_bits"),
-                self.bits("bias"),
-                isinstance(self.norm, Normalize),
-                self.activation,
-                EPS,
-            )
+            layer = self._kernel_plan()
+            out = None if layer is None else lut_kernel.run(layer, x.reshape(rows, self.in_features))
             if out is not None:
-                return out.reshape(*x.shape[:-1], self.out_features)
+                return out.view(*x.shape[:-1], self.out_features)
         z = packed_matmul(x, self.weight_bits, "auto" if self.method == "numba" else self.method)
         z += self.bits("bias", x.dtype)  # in place: z is a fresh tensor, no second copy at peak
         return self.finish(z)
+
+    def _kernel_plan(self) -> lut_kernel.Plan | None:
+        """This layer's :class:`~binedu.lut_kernel.Plan`, made once and kept while the
+        weight and bias buffers, the activation and the normalization stay the same (an
+        in-place write, ``load_state_dict`` or ``.to()`` makes a new one)."""
+        weight, bias = self.weight_bits, self.bias_bits
+        if weight.is_inference() or bias.is_inference():  # no version counter to key on: plan every call
+            return lut_kernel.plan(weight, self.bits("bias"), isinstance(self.norm, Normalize), self.activation, EPS)
+        state = (weight._version, bias._version, self.activation, self.norm)
+        kept = self.__dict__.get("_plan")  # (weight, bias, state, plan)
+        if kept is None or kept[0] is not weight or kept[1] is not bias or kept[2] != state:
+            normalize = isinstance(self.norm, Normalize)
+            kept = (weight, bias, state, lut_kernel.plan(weight, self.bits("bias"), normalize, self.activation, EPS))
+            self.__dict__["_plan"] = kept
+        return kept[3]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())
+        state.pop("_plan", None)  # views of this layer's buffers: copies and pickles make their own
+        return state
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, activation={self.activation!r}, method={self.method!r}"
