@@ -237,19 +237,23 @@ def run(layer: Plan, x: torch.Tensor) -> torch.Tensor | None:
         if not _state.warned:
             _fall_back(str(_state.reason))
         return None
-    threads = _use_threads()
-    block = unit_block(layer.units, threads)
-    threads = min(threads, -(-layer.units // block))  # a thread per block at most: no idle tables
+    threads = min(_state.threads or torch.get_num_threads(), _state.pool)  # kernel_threads(), inlined
+    if _local.__dict__.get("threads") != threads:  # numba keeps its count per calling thread
+        _set_numba_threads(threads)
+    units = layer.units
+    block = unit_block(units, threads)
+    threads = min(threads, -(-units // block))  # a thread per block at most: no idle tables
     rows = x.shape[0]
-    out = np.empty((rows, layer.units), dtype=np.float32)
+    out = np.empty((rows, units), dtype=np.float32)
+    size = layer.groups * 256  # 256 table entries per group: a byte's values
     args = (
-        _array(x),
+        (x.detach() if x.requires_grad else x).contiguous().numpy(),
         layer.weight,
         layer.bias,
         layer.normalize,
         layer.activation,
         layer.eps,
-        _scratch(threads * rows * layer.groups * 256).reshape(threads, rows, layer.groups * 256),  # 256: a byte's values
+        _scratch(threads * rows * size).reshape(threads, rows, size),
         block,
         out,
     )
@@ -287,20 +291,14 @@ def unit_block(units: int, threads: int) -> int:
     """Units per block of the kernel's lookups for a layer with ``units`` outputs: at most
     :data:`UNIT_BLOCK`, and small enough that each of ``threads`` threads gets a block
     (a multiple of 64 units, whole cache lines of weight bytes)."""
-    share = -(-units // threads)
-    return max(64, min(UNIT_BLOCK, -(-share // 64) * 64))
+    return max(64, min(UNIT_BLOCK, units // threads // 64 * 64))
 
 
-def _use_threads() -> int:
-    """Set numba's thread count for this calling thread to :func:`kernel_threads` (numba
-    keeps it per calling thread; set again only when it changed) and return it."""
-    threads = min(_state.threads or torch.get_num_threads(), _state.pool)
-    if getattr(_local, "threads", None) != threads:
-        import numba
+def _set_numba_threads(threads: int) -> None:
+    import numba
 
-        numba.set_num_threads(threads)
-        _local.threads = threads
-    return threads
+    numba.set_num_threads(threads)
+    _local.threads = threads
 
 
 _local = threading.local()

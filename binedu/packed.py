@@ -391,36 +391,40 @@ class PackedLinear(PackedLayer):
 
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.in_features:
+        n_x = self.in_features
+        if x.shape[-1] != n_x:
             raise ValueError(
-                f"PackedLinear expects inputs with {self.in_features} features in the last "
-                f"axis, got shape {tuple(x.shape)}"
+                f"PackedLinear expects inputs with {n_x} features in the last axis, got shape {tuple(x.shape)}"
             )
-        rows = x.numel() // self.in_features
-        if self.method == "numba" or self.method == "auto" and rows <= lut_kernel.MAX_ROWS:
+        method = self.method
+        if method == "numba" or method == "auto" and x.numel() <= n_x * lut_kernel.MAX_ROWS:
             # the compiled kernel, with the bias, Normalize and the activation fused after it
             layer = self._kernel_plan()
-            out = None if layer is None else lut_kernel.run(layer, x.reshape(rows, self.in_features))
+            out = None if layer is None else lut_kernel.run(layer, x.reshape(-1, n_x))
             if out is not None:
                 return out.view(*x.shape[:-1], self.out_features)
-        z = packed_matmul(x, self.weight_bits, "auto" if self.method == "numba" else self.method)
+        z = packed_matmul(x, self.weight_bits, "auto" if method == "numba" else method)
         z += self.bits("bias", x.dtype)  # in place: z is a fresh tensor, no second copy at peak
         return self.finish(z)
 
     def _kernel_plan(self) -> lut_kernel.Plan | None:
         """This layer's :class:`~binedu.lut_kernel.Plan`, made once and kept while the
         weight and bias buffers, the activation and the normalization stay the same (an
-        in-place write, ``load_state_dict`` or ``.to()`` makes a new one)."""
-        weight, bias = self.weight_bits, self.bias_bits
-        if weight.is_inference() or bias.is_inference():  # no version counter to key on: plan every call
-            return lut_kernel.plan(weight, self.bits("bias"), isinstance(self.norm, Normalize), self.activation, EPS)
-        state = (weight._version, bias._version, self.activation, self.norm)
-        kept = self.__dict__.get("_plan")  # (weight, bias, state, plan)
-        if kept is None or kept[0] is not weight or kept[1] is not bias or kept[2] != state:
-            normalize = isinstance(self.norm, Normalize)
-            kept = (weight, bias, state, lut_kernel.plan(weight, self.bits("bias"), normalize, self.activation, EPS))
-            self.__dict__["_plan"] = kept
-        return kept[3]
+        in-place write, ``load_state_dict`` or ``.to()`` makes a new one). Buffers made
+        under ``torch.inference_mode`` have no version counter: their plan is made at
+        every call."""
+        buffers = self._buffers
+        weight, bias = buffers["weight_bits"], buffers["bias_bits"]
+        assert weight is not None and bias is not None
+        kept = self.__dict__.get("_plan")  # (weight, bias, versions and settings, plan)
+        if kept is not None and kept[0] is weight and kept[1] is bias:  # never inference tensors
+            if kept[2] == (weight._version, bias._version, self.activation, self._modules["norm"]):
+                return kept[3]
+        norm = self._modules["norm"]
+        layer = lut_kernel.plan(weight, self.bits("bias"), isinstance(norm, Normalize), self.activation, EPS)
+        if not (weight.is_inference() or bias.is_inference()):
+            self.__dict__["_plan"] = (weight, bias, (weight._version, bias._version, self.activation, norm), layer)
+        return layer
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())

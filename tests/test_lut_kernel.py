@@ -34,7 +34,7 @@ def kernel_cases(draw):
     rows, unit counts across a block boundary, inputs zero, normal or huge, and sometimes a
     non-contiguous view."""
     n_x = draw(st.integers(1, 70))
-    n_units = draw(st.sampled_from([1, 3, 17, 511, 513]))
+    n_units = draw(st.sampled_from([1, 3, 17, 511, 513, 1100, 2100]))  # 1 to 3 blocks per thread
     rows = draw(st.integers(1, 64))
     scale = draw(st.sampled_from([0.0, 1.0, 1e6]))
     seed = draw(st.integers(0, 2**31 - 1))
@@ -93,6 +93,57 @@ def test_fused_epilogue_equals_the_binary_layer(n_x, n_units, rows, activation, 
         reference = packed(x)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(got, reference, rtol=1e-4, atol=1e-4)
+
+
+@given(st.integers(1, 100_000), st.integers(1, 64))
+def test_unit_blocks_are_whole_cache_lines_and_give_every_thread_work(units, threads):
+    block = lut_kernel.unit_block(units, threads)
+    assert block % 64 == 0 and 64 <= block <= lut_kernel.UNIT_BLOCK
+    blocks = -(-units // block)
+    assert blocks >= min(threads, units // 64), "a block per thread while 64-unit blocks allow it"
+
+
+def test_a_packed_layer_keeps_its_plan_until_its_buffers_or_settings_change():
+    torch.manual_seed(0)
+    binary = BinaryLinear(20, 30, "relu").eval()
+    packed = PackedLinear.from_binary(binary)
+    x = torch.randn(2, 20)
+    with torch.no_grad():
+        first = packed(x)
+        plan = packed._kernel_plan()
+        assert packed(x) is not first and packed._kernel_plan() is plan, "kept from call to call"
+        torch.testing.assert_close(first, binary(x), rtol=1e-4, atol=1e-4)
+
+        flipped = PackedLinear.from_binary(binary)
+        flipped.weight_bits.copy_(255 - flipped.weight_bits)  # every bit flipped, in place
+        packed.load_state_dict(flipped.state_dict())  # an in-place write: a new plan
+        assert packed._kernel_plan() is not plan
+        torch.testing.assert_close(packed(x), flipped(x))
+        assert not torch.allclose(packed(x), first)
+
+        plan = packed._kernel_plan()
+        packed.activation = "gelu"  # the epilogue changes: a new plan
+        assert packed._kernel_plan() is not plan
+        assert packed._kernel_plan().activation == lut_kernel.KERNEL_ACTIVATIONS["gelu"]
+
+        import copy
+
+        twin = copy.deepcopy(packed)
+        assert "_plan" not in twin.__dict__, "a copy makes its own plan (views of its own buffers)"
+        torch.testing.assert_close(twin(x), packed(x))
+        twin.weight_bits.zero_()
+        assert not torch.equal(twin(x), packed(x)), "the copy's plan views the copy's buffers"
+
+
+def test_buffers_made_in_inference_mode_run_the_kernel_without_keeping_a_plan():
+    torch.manual_seed(0)
+    binary = BinaryLinear(12, 5).eval()
+    with torch.inference_mode():
+        packed = PackedLinear.from_binary(binary)
+        x = torch.randn(3, 12)
+        got = packed(x)
+        torch.testing.assert_close(got, binary(x), rtol=1e-4, atol=1e-4)
+    assert "_plan" not in packed.__dict__
 
 
 def test_kernel_threads_follow_torch_and_the_explicit_setting():
