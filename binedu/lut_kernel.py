@@ -46,6 +46,7 @@ __all__ = [
     "MAX_ROWS",
     "UNIT_BLOCK",
     "unit_block",
+    "unpack",
     "KERNEL_ACTIVATIONS",
 ]
 
@@ -285,6 +286,26 @@ def packed_linear(
     or ``None``."""
     layer = plan(weight_bits, bias, normalize, activation, eps)
     return None if layer is None else run(layer, x)
+
+
+def unpack(weight_bits: torch.Tensor, start: int, stop: int, out: torch.Tensor) -> bool:
+    """Write the 0/1 float32 matrix of units ``start .. stop - 1`` of the packed
+    ``weight_bits`` into ``out`` ``(n_x, stop - start)`` with the compiled kernel; ``False``
+    (nothing written) when it cannot run here, and the caller unpacks with PyTorch."""
+    if out.dtype != torch.float32 or not out.is_cpu or not out.is_contiguous() or not weight_bits.is_cpu:
+        return False
+    module = _state.module or _load()
+    if module is None:
+        return False
+    threads = min(_state.threads or torch.get_num_threads(), _state.pool)
+    if _local.__dict__.get("threads") != threads:
+        _set_numba_threads(threads)
+    try:
+        module.unpack(_array(weight_bits), start, stop, out.numpy())
+    except Exception as err:  # numba's typing/lowering errors on an unusual platform
+        _fall_back(f"failed to compile the kernel ({type(err).__name__}: {str(err).splitlines()[0]})")
+        return False
+    return True
 
 
 def unit_block(units: int, threads: int) -> int:

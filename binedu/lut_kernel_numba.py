@@ -102,6 +102,22 @@ def lookup(table: np.ndarray, weight: np.ndarray, start: int, stop: int, out: np
         out[r, start:stop] = acc
 
 
+@njit(parallel=True, cache=True)
+def unpack(weight: np.ndarray, start: int, stop: int, out: np.ndarray) -> None:
+    """The 0/1 float32 matrix of units ``start .. stop - 1``, into ``out``
+    ``(n_x, stop - start)``: bit ``j`` of ``weight[g, u]`` is ``out[8g + j, u - start]``
+    (the dense path of many input rows: a matrix product then reuses each unpacked
+    weight for every row). In parallel over the groups; each writes its own 8 rows."""
+    n_x = out.shape[0]
+    n = stop - start
+    for g in prange(weight.shape[0]):
+        w = weight[g, start:stop]
+        for j in range(min(8, n_x - 8 * g)):
+            row = out[8 * g + j]
+            for u in range(n):
+                row[u] = np.float32((w[u] >> j) & 1)
+
+
 @njit(cache=True)
 def gelu(z: float) -> float:
     """GELU with the exact error function, as ``torch.nn.functional.gelu``."""

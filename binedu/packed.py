@@ -190,14 +190,22 @@ def _lut_matmul(x: torch.Tensor, weight_bits: torch.Tensor, chunk_elements: int)
 
 def dense_matmul(x: torch.Tensor, weight_bits: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
     """``x @ W`` like :func:`lut_matmul`, by unpacking at most ``chunk_elements`` weights
-    (a block of output columns) to a 0/1 float matrix at a time (:func:`unpack_kernel`)
-    and multiplying it."""
+    (a block of output columns) to a 0/1 float matrix at a time and multiplying it.
+
+    The unpacking is the compiled kernel's (:func:`binedu.lut_kernel.unpack`, into one
+    buffer reused by every block, which stays in the CPU's cache for the product) where
+    it runs, else :func:`unpack_kernel`."""
     rows, n_x = x.shape
     groups_count, n_units = weight_bits.shape
     out = x.new_empty(rows, n_units)
     step = max(1, chunk_elements // max(1, 8 * groups_count))  # output columns per chunk
+    buffer = torch.empty(n_x * min(step, n_units)) if x.dtype == torch.float32 and x.is_cpu else None
     for u in range(0, n_units, step):
-        out[:, u : u + step] = x @ unpack_kernel(weight_bits[:, u : u + step], n_x, x.dtype)
+        stop = min(u + step, n_units)
+        w = None if buffer is None else buffer[: n_x * (stop - u)].view(n_x, stop - u)
+        if w is None or not lut_kernel.unpack(weight_bits, u, stop, w):
+            w = unpack_kernel(weight_bits[:, u:stop], n_x, x.dtype)
+        out[:, u:stop] = x @ w
     return out
 
 

@@ -95,6 +95,23 @@ def test_fused_epilogue_equals_the_binary_layer(n_x, n_units, rows, activation, 
     torch.testing.assert_close(got, reference, rtol=1e-4, atol=1e-4)
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 70), st.integers(1, 40), st.integers(1, 20), st.integers(8, 400), st.sampled_from([1, 2]))
+def test_dense_path_unpacks_with_the_kernel_and_equals_the_float_product(n_x, n_units, rows, chunk, threads):
+    """The dense path (many rows) unpacks blocks of units with the compiled kernel; any
+    ``n_x``, and block sizes that leave a partial last block."""
+    g = torch.Generator().manual_seed(n_x * 1000 + n_units)
+    w = torch.randint(0, 2, (n_x, n_units), generator=g)
+    x = torch.randn(rows, n_x, generator=g)
+    bits = pack_bits(w, dim=0)
+    block = torch.empty(n_x, min(n_units, 3))
+    assert lut_kernel.unpack(bits, 0, block.shape[1], block)
+    torch.testing.assert_close(block, w[:, : block.shape[1]].float())
+    with torch_threads(threads):
+        got = packed_module.dense_matmul(x, bits, chunk_elements=chunk)
+    torch.testing.assert_close(got, x @ w.float(), **tolerance(x))
+
+
 @given(st.integers(1, 100_000), st.integers(1, 64))
 def test_unit_blocks_are_whole_cache_lines_and_give_every_thread_work(units, threads):
     block = lut_kernel.unit_block(units, threads)
