@@ -25,9 +25,10 @@ import sys
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,6 +76,7 @@ class _KernelState:
     warned: bool = False
     threads: int | None = None  # set_threads' count (None: torch's)
     pool: int = 1  # numba's thread pool size, once imported
+    kernel: Any = None  # the compiled packed_linear, once the first call has gone through _first_run
 
 
 _state = _KernelState()
@@ -144,7 +146,7 @@ def why_unavailable() -> str | None:
 
 
 def _fall_back(reason: str) -> None:
-    _state.module, _state.reason = None, reason
+    _state.module, _state.kernel, _state.reason = None, None, reason
     if not _state.warned:
         _state.warned = True
         warnings.warn(
@@ -193,6 +195,18 @@ class Plan:
     normalize: bool
     activation: int  # a code of KERNEL_ACTIVATIONS
     eps: float
+    blocks: dict[int, tuple[int, int]] = field(default_factory=dict, compare=False)
+    """Per thread count asked for: (threads the call uses, units per block), worked out once."""
+
+    def split(self, threads: int) -> tuple[int, int]:
+        """``(threads used, units per block)`` of a call on ``threads`` threads: blocks of
+        :func:`unit_block` units, and no more threads than blocks (a thread without a
+        block would build its tables for nothing)."""
+        kept = self.blocks.get(threads)
+        if kept is None:
+            block = unit_block(self.units, threads)
+            kept = self.blocks[threads] = (min(threads, -(-self.units // block)), block)
+        return kept
 
     @property
     def groups(self) -> int:
@@ -229,46 +243,59 @@ def run(layer: Plan, x: torch.Tensor) -> torch.Tensor | None:
     ``x``, by the compiled kernel; ``None`` when it cannot run here (numba missing,
     disabled or failed to compile; ``x`` not a float32 CPU tensor, or autograd
     recording): the caller then uses the plain-PyTorch path. Any number of rows works;
-    the callers send at most :data:`MAX_ROWS` with ``method="auto"``."""
-    global _compile_seconds
+    the callers send at most :data:`MAX_ROWS` with ``method="auto"``.
+
+    Short on purpose: a language model makes 75 of these calls per generated token, and
+    every Python step here costs more than the lookups of a small layer when the caches
+    are cold (measured with ``bench/bench_speed.py``)."""
     if x.dtype != torch.float32 or not x.is_cpu or (x.requires_grad and torch.is_grad_enabled()):
         return None
-    module = _state.module or _load()
-    if module is None:
-        if not _state.warned:
-            _fall_back(str(_state.reason))
-        return None
-    threads = min(_state.threads or torch.get_num_threads(), _state.pool)  # kernel_threads(), inlined
-    if _local.__dict__.get("threads") != threads:  # numba keeps its count per calling thread
-        _set_numba_threads(threads)
-    units = layer.units
-    block = unit_block(units, threads)
-    threads = min(threads, -(-units // block))  # a thread per block at most: no idle tables
+    kernel = _state.kernel
+    if kernel is None:  # the first call: load numba, compile (or load the cache), time it
+        return _first_run(layer, x)
+    wanted = min(_state.threads or torch.get_num_threads(), _state.pool)
+    if _local.__dict__.get("threads") != wanted:  # numba keeps its count per calling thread
+        _set_numba_threads(wanted)
+    threads, block = layer.blocks.get(wanted) or layer.split(wanted)
     rows = x.shape[0]
-    out = np.empty((rows, units), dtype=np.float32)
-    size = layer.groups * 256  # 256 table entries per group: a byte's values
-    args = (
+    size = layer.weight.shape[0] * 256  # table entries per row: 256 per group, one per byte value
+    tables = _local.__dict__.get("tables")
+    if tables is None or tables.shape[0] < threads * rows * size:
+        tables = _scratch(threads * rows * size)
+    out = np.empty((rows, layer.weight.shape[1]), dtype=np.float32)
+    kernel(
         (x.detach() if x.requires_grad else x).contiguous().numpy(),
         layer.weight,
         layer.bias,
         layer.normalize,
         layer.activation,
         layer.eps,
-        _scratch(threads * rows * size).reshape(threads, rows, size),
+        tables[: threads * rows * size].reshape(threads, rows, size),
         block,
         out,
     )
-    if _compile_seconds is None:
-        start = time.perf_counter()
-        try:
-            module.packed_linear(*args)
-        except Exception as err:  # numba's typing/lowering errors on an unusual platform
-            _fall_back(f"failed to compile the kernel ({type(err).__name__}: {str(err).splitlines()[0]})")
-            return None
-        _compile_seconds = time.perf_counter() - start
-    else:
-        module.packed_linear(*args)
     return torch.from_numpy(out)
+
+
+def _first_run(layer: Plan, x: torch.Tensor) -> torch.Tensor | None:
+    """The first kernel call of the process: import numba (or say why not), compile the
+    kernel or load it from the cache, and time that (:func:`compile_seconds`); on a
+    failure fall back to PyTorch with a one-time warning."""
+    global _compile_seconds
+    module = _state.module or _load()
+    if module is None:
+        if not _state.warned:
+            _fall_back(str(_state.reason))
+        return None
+    _state.kernel = module.packed_linear
+    start = time.perf_counter()
+    try:
+        out = run(layer, x)
+    except Exception as err:  # numba's typing/lowering errors on an unusual platform
+        _fall_back(f"failed to compile the kernel ({type(err).__name__}: {str(err).splitlines()[0]})")
+        return None
+    _compile_seconds = time.perf_counter() - start
+    return out
 
 
 def packed_linear(

@@ -408,9 +408,9 @@ class PackedLinear(PackedLayer):
         if method == "numba" or method == "auto" and x.numel() <= n_x * lut_kernel.MAX_ROWS:
             # the compiled kernel, with the bias, Normalize and the activation fused after it
             layer = self._kernel_plan()
-            out = None if layer is None else lut_kernel.run(layer, x.reshape(-1, n_x))
+            out = None if layer is None else lut_kernel.run(layer, x if x.ndim == 2 else x.reshape(-1, n_x))
             if out is not None:
-                return out.view(*x.shape[:-1], self.out_features)
+                return out if x.ndim == 2 else out.view(*x.shape[:-1], self.out_features)
         z = packed_matmul(x, self.weight_bits, "auto" if method == "numba" else method)
         z += self.bits("bias", x.dtype)  # in place: z is a fresh tensor, no second copy at peak
         return self.finish(z)
@@ -424,14 +424,21 @@ class PackedLinear(PackedLayer):
         buffers = self._buffers
         weight, bias = buffers["weight_bits"], buffers["bias_bits"]
         assert weight is not None and bias is not None
-        kept = self.__dict__.get("_plan")  # (weight, bias, versions and settings, plan)
-        if kept is not None and kept[0] is weight and kept[1] is bias:  # never inference tensors
-            if kept[2] == (weight._version, bias._version, self.activation, self._modules["norm"]):
-                return kept[3]
+        kept = self.__dict__.get("_plan")  # (weight, bias, weight version, bias version, activation, norm, plan)
         norm = self._modules["norm"]
+        if (
+            kept is not None
+            and kept[0] is weight  # never an inference tensor: those have no version
+            and kept[1] is bias
+            and kept[2] == weight._version
+            and kept[3] == bias._version
+            and kept[4] == self.activation
+            and kept[5] is norm
+        ):
+            return kept[6]
         layer = lut_kernel.plan(weight, self.bits("bias"), isinstance(norm, Normalize), self.activation, EPS)
         if not (weight.is_inference() or bias.is_inference()):
-            self.__dict__["_plan"] = (weight, bias, (weight._version, bias._version, self.activation, norm), layer)
+            self.__dict__["_plan"] = (weight, bias, weight._version, bias._version, self.activation, norm, layer)
         return layer
 
     def __getstate__(self) -> dict[str, Any]:

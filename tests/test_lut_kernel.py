@@ -208,6 +208,7 @@ def test_a_failing_compile_warns_once_and_falls_back(monkeypatch):
 
     monkeypatch.setattr(lut_kernel, "_compile_seconds", None)
     monkeypatch.setattr(lut_kernel._state, "module", Broken)
+    monkeypatch.setattr(lut_kernel._state, "kernel", None)  # as before the first call of a process
     monkeypatch.setattr(lut_kernel._state, "warned", False)
     monkeypatch.setattr(lut_kernel._state, "reason", None)
     x, w = torch.randn(2, 12), torch.randint(0, 2, (12, 5))
