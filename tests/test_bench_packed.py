@@ -29,11 +29,18 @@ def test_format_table_and_verdict():
     assert timing.verdict(32.0, 31.9, at_least=True) == "yes"
 
 
-def test_best_times_interleaves_and_keeps_the_minimum():
+def test_best_times_interleaves_rotates_and_keeps_the_minimum():
     calls = []
     times = timing.best_times({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, warmup=1)
-    assert calls == ["a", "b"] + ["a", "b"] * 3
+    assert calls == ["a", "b"] + ["a", "b"] + ["b", "a"] + ["a", "b"], "one warm-up each, then rounds in rotating order"
     assert set(times) == {"a", "b"} and all(t >= 0 for t in times.values())
+
+    calls.clear()
+    names = ["a", "b", "c"]
+    timing.best_times({n: (lambda n=n: calls.append(n)) for n in names}, repeats=3, warmup=0)
+    rounds = [calls[i : i + 3] for i in range(0, 9, 3)]
+    assert all(sorted(r) == names for r in rounds), "every contender once per round"
+    assert {r.index("a") for r in rounds} == {0, 1, 2}, "each contender in every position over the rounds"
 
 
 def test_speed_rows_on_a_small_layer():
