@@ -253,24 +253,18 @@ def run(layer: Plan, x: torch.Tensor) -> torch.Tensor | None:
     kernel = _state.kernel
     if kernel is None:  # the first call: load numba, compile (or load the cache), time it
         return _first_run(layer, x)
-    wanted = min(_state.threads or torch.get_num_threads(), _state.pool)
-    if _local.__dict__.get("threads") != wanted:  # numba keeps its count per calling thread
-        _set_numba_threads(wanted)
-    threads, block = layer.blocks.get(wanted) or layer.split(wanted)
+    threads, block = layer.split(_use_threads())
     rows = x.shape[0]
-    size = layer.weight.shape[0] * 256  # table entries per row: 256 per group, one per byte value
-    tables = _local.__dict__.get("tables")
-    if tables is None or tables.shape[0] < threads * rows * size:
-        tables = _scratch(threads * rows * size)
-    out = np.empty((rows, layer.weight.shape[1]), dtype=np.float32)
+    size = layer.groups * 256  # table entries per row: 256 per group, one per byte value
+    out = np.empty((rows, layer.units), dtype=np.float32)
     kernel(
-        (x.detach() if x.requires_grad else x).contiguous().numpy(),
+        _array(x),
         layer.weight,
         layer.bias,
         layer.normalize,
         layer.activation,
         layer.eps,
-        tables[: threads * rows * size].reshape(threads, rows, size),
+        _scratch(threads * rows * size).reshape(threads, rows, size),
         block,
         out,
     )
@@ -292,7 +286,7 @@ def _first_run(layer: Plan, x: torch.Tensor) -> torch.Tensor | None:
     try:
         out = run(layer, x)
     except Exception as err:  # numba's typing/lowering errors on an unusual platform
-        _fall_back(f"failed to compile the kernel ({type(err).__name__}: {str(err).splitlines()[0]})")
+        _compile_failed(err)
         return None
     _compile_seconds = time.perf_counter() - start
     return out
@@ -324,13 +318,11 @@ def unpack(weight_bits: torch.Tensor, start: int, stop: int, out: torch.Tensor) 
     module = _state.module or _load()
     if module is None:
         return False
-    threads = min(_state.threads or torch.get_num_threads(), _state.pool)
-    if _local.__dict__.get("threads") != threads:
-        _set_numba_threads(threads)
+    _use_threads()
     try:
         module.unpack(_array(weight_bits), start, stop, out.numpy())
     except Exception as err:  # numba's typing/lowering errors on an unusual platform
-        _fall_back(f"failed to compile the kernel ({type(err).__name__}: {str(err).splitlines()[0]})")
+        _compile_failed(err)
         return False
     return True
 
@@ -342,13 +334,22 @@ def unit_block(units: int, threads: int) -> int:
     return max(64, min(UNIT_BLOCK, units // threads // 64 * 64))
 
 
-def _set_numba_threads(threads: int) -> None:
-    """Set numba's thread count for the calling thread, and remember it (``_local``): the
-    kernel calls set it again only when the count they want changes."""
-    import numba
+def _use_threads() -> int:
+    """Set numba's thread count for the calling thread to :func:`kernel_threads` (numba
+    loaded) and return it. numba keeps the count per calling thread; it is remembered in
+    ``_local`` and set again only when the count wanted changes."""
+    threads = kernel_threads()
+    if _local.__dict__.get("threads") != threads:
+        import numba
 
-    numba.set_num_threads(threads)
-    _local.threads = threads
+        numba.set_num_threads(threads)
+        _local.threads = threads
+    return threads
+
+
+def _compile_failed(err: Exception) -> None:
+    """Fall back to PyTorch after numba failed to type or compile a kernel here."""
+    _fall_back(f"failed to compile the kernel ({type(err).__name__}: {str(err).splitlines()[0]})")
 
 
 _local = threading.local()
